@@ -1,0 +1,119 @@
+"""The `niche` command line. Each subcommand lives in `compiler/commands/` and mirrors the Python API.
+
+Exit status: 0 on success, 1 for a user error (diagnostics on stderr), 2 for a bad command line,
+3 for an internal error (a bug in Niche: the message names the stage; `--debug` adds the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Callable, Sequence
+
+from compiler import __version__
+from compiler.diagnostics import NicheError
+
+# Subcommand modules, each with `register(subparsers)` setting `func` on its parser.
+COMMANDS = ["compiler.commands.compile", "compiler.commands.run"]
+
+EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def parse_define(text: str) -> tuple[str, int | float]:
+    """`NAME=VALUE` from -D: VALUE is an int or a float."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got '{text}'")
+    try:
+        return name, int(value)
+    except ValueError:
+        pass
+    try:
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the value of {name} must be a number, got '{value}'") from None
+
+
+def add_program_arguments(parser: argparse.ArgumentParser, target_default: str = "ref") -> None:
+    """Options every command that compiles a program takes."""
+    parser.add_argument("file", help="a .nk source file, or a .graph file printed by --emit graph")
+    parser.add_argument("-D", dest="defines", metavar="NAME=VALUE", action="append", type=parse_define,
+                        default=[], help="bind a symbolic dimension or override a const (repeatable)")
+    parser.add_argument("--entry", metavar="FUNC", help="the function to compile (default: the last def)")
+    parser.add_argument("--target", default=target_default,
+                        help=f"target to compile for, NAME or NAME:VARIANT (default: {target_default}); "
+                             "`niche targets` lists them")
+    parser.add_argument("-O", dest="opt_level", type=int, choices=range(4), default=2, metavar="LEVEL",
+                        help="optimisation level -O0 .. -O3 (default: -O2)")
+
+
+def compile_options(args: argparse.Namespace) -> dict:
+    return {"target": args.target, "defines": dict(args.defines), "entry": args.entry,
+            "opt_level": args.opt_level}
+
+
+def write_atomically(path: str | Path, data: str | bytes) -> None:
+    """Write a file so that a failure never leaves it half-written (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, mode) as stream:
+            stream.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's usage errors, with our prefix
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"niche: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="niche", description="Niche: compile one tensor program for CPU, GPU, LPU and "
+                                               "wafer-scale targets, run it, and compare what it costs.")
+    parser.add_argument("--version", action="version", version=f"niche {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for internal errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module in COMMANDS:
+        importlib.import_module(module).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    command: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return command(args) or EXIT_OK
+    except NicheError as error:
+        print(error.format(), file=sys.stderr)
+        if args.debug and error.__cause__ is not None:
+            traceback.print_exception(error.__cause__)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as error:  # a bug in Niche
+        print(f"niche: internal error in '{args.command}': {type(error).__name__}: {error}", file=sys.stderr)
+        print("niche: this is a bug in Niche; rerun with --debug for the traceback", file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

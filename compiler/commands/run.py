@@ -1,0 +1,103 @@
+"""`niche run`: run a program on given or random inputs, summarise its outputs, optionally check them."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import numpy as np
+
+from compiler.checking import compare
+from compiler.cli import add_program_arguments, compile_options, write_atomically
+from compiler.diagnostics import ArgumentError, NicheError
+from compiler.driver import compile
+from compiler.inputs import random_inputs
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run", help="run a program on given or random inputs",
+        description="Compile FILE for --target, run it on the inputs given with --input (random ones, "
+                    "drawn from --seed, for the rest) and print a summary of each output. --check also runs "
+                    "the reference interpreter and fails when an output differs beyond the dtype's tolerance.")
+    add_program_arguments(parser)
+    parser.add_argument("--input", dest="inputs", metavar="NAME=FILE.npy", action="append", default=[],
+                        help="an input array for parameter NAME (repeatable); a FILE.npz gives several by name")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the random inputs (default: 0)")
+    parser.add_argument("--check", action="store_true", help="compare with the reference interpreter")
+    parser.add_argument("-o", dest="output", metavar="OUT.npz", help="save the outputs to an .npz file")
+    parser.set_defaults(func=run_run)
+
+
+def load_inputs(specs: list[str]) -> dict[str, np.ndarray]:
+    inputs: dict[str, np.ndarray] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = "", spec
+        if not Path(path).is_file():
+            raise ArgumentError(f"--input {spec}: no such file '{path}'")
+        try:
+            loaded = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise ArgumentError(f"--input {spec}: cannot read '{path}' as .npy/.npz: {error}") from None
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                arrays = {key: loaded[key] for key in loaded.files}
+            if name:
+                if name not in arrays:
+                    raise ArgumentError(f"--input {spec}: '{path}' has no array '{name}'")
+                inputs[name] = arrays[name]
+            else:
+                inputs.update(arrays)
+        else:
+            if not name:
+                raise ArgumentError(f"--input {spec}: a .npy file needs a parameter name: NAME={path}")
+            inputs[name] = loaded
+    return inputs
+
+
+def summarize(array: np.ndarray, limit: int = 6) -> str:
+    flat = array.reshape(-1)
+    head = ", ".join(f"{v:.6g}" if array.dtype.kind == "f" else str(v) for v in flat[:limit])
+    more = ", ..." if flat.size > limit else ""
+    if array.size and array.dtype.kind in "fiu":
+        stats = f"min {flat.min():.6g}  max {flat.max():.6g}  mean {flat.astype(np.float64).mean():.6g}"
+    else:
+        stats = ""
+    return f"{stats}  [{head}{more}]".strip()
+
+
+def run_run(args: argparse.Namespace) -> int:
+    given = load_inputs(args.inputs)
+    program = compile(args.file, **compile_options(args))
+    unknown = set(given) - set(program.param_names)
+    if unknown:
+        raise ArgumentError(f"--input names no parameter of '{program.name}': {', '.join(sorted(unknown))} "
+                            f"(parameters: {', '.join(program.param_names)})")
+    missing = program.free_symbols - {d for spec in program.signature if spec.name in given
+                                       for d in spec.dims if isinstance(d, str)}
+    if missing:
+        raise ArgumentError(f"dimension(s) {', '.join(sorted(missing))} have no value: pass -D NAME=SIZE or an "
+                            "--input whose shape binds them")
+    graph, artifact = program.specialized_for(given)
+    inputs = random_inputs(graph, args.seed, given)
+    outputs = program.run(inputs)
+    print(f"{graph.name}: {len(outputs)} output(s) computed by {artifact.description}")
+    failures = 0
+    reference = program.run_reference(inputs) if args.check else None
+    for index, (node, value) in enumerate(zip(graph.outputs, outputs)):
+        value_type = graph.node(node).type
+        print(f"  output {index}: {value_type}  {summarize(value)}")
+        if reference is not None:
+            result = compare(value, reference[index], value_type.dtype, f"output {index}")
+            print(f"    check against the reference interpreter: {result.message}")
+            failures += not result.ok
+    if args.output:
+        buffer = io.BytesIO()
+        np.savez(buffer, **{f"output{i}": v for i, v in enumerate(outputs)})
+        write_atomically(args.output, buffer.getvalue())
+    if failures:
+        raise NicheError(f"--check failed: {failures} output(s) differ from the reference interpreter")
+    return 0

@@ -1,0 +1,322 @@
+"""The compiler driver: one `compile(...)` that takes a .nk (or saved .graph) file to a callable Program.
+
+Stages, in order: parse (.nk -> AST) -> specialise (AST + dimension bindings -> graph IR) -> target
+compile (graph -> artifact). A saved graph (`niche compile saved.graph`) enters at the graph stage, as
+IREE's `--compile-from` does. Symbolic dimensions left free by -D are bound at call time from the
+shapes of the arguments; each new binding specialises the program again (cached per binding).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from compiler import syntax as ast
+from compiler.diagnostics import ArgumentError, CompileError, Diagnostic, InternalError, NicheError, SourceMap
+from compiler.frontend import parse, parse_file
+from compiler.irgen import IRGen
+from compiler.values import is_int
+from ir.graph import Graph
+from ir.interpreter import InterpreterError, check_input, run_graph
+from targets.base import Artifact, CompileOptions, get_target
+
+PRELUDE = Path(__file__).with_name("prelude.nk")
+GRAPH_SUFFIXES = (".graph",)
+
+
+@functools.cache
+def _prelude_text() -> str:
+    return PRELUDE.read_text()
+
+
+def load_prelude(sources: SourceMap) -> ast.Module:
+    return parse(_prelude_text(), "<prelude>", sources)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """An entry parameter as declared: a dimension is an int, or the name of a symbol inputs may bind."""
+
+    name: str
+    dtype: str
+    dims: tuple[int | str, ...]
+    weight: bool
+
+
+@dataclass
+class Source:
+    """A loaded program: a parsed .nk module, or a graph read from its textual form."""
+
+    path: str
+    sources: SourceMap
+    module: ast.Module | None = None
+    prelude: ast.Module | None = None
+    graph: Graph | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Source:
+        path = Path(path)
+        sources = SourceMap()
+        if path.suffix in GRAPH_SUFFIXES:
+            from ir.graph_parser import GraphParseError, parse_graph
+            try:
+                text = path.read_text()
+            except OSError as error:
+                raise CompileError([Diagnostic(f"cannot read {path}: {error.strerror}")]) from None
+            sources.add(str(path), text)
+            try:
+                graph = parse_graph(text, str(path))
+            except GraphParseError as error:
+                from ir.graph import Loc
+                loc = Loc(str(path), error.line, error.col)
+                raise CompileError([sources.diagnostic(error.message, loc)]) from None
+            return cls(str(path), sources, graph=graph)
+        module = parse_file(path, sources)
+        return cls(str(path), sources, module, load_prelude(sources))
+
+    @classmethod
+    def from_text(cls, text: str, name: str = "<string>") -> Source:
+        sources = SourceMap()
+        module = parse(text, name, sources)
+        return cls(name, sources, module, load_prelude(sources))
+
+    def specialize(self, defines: Mapping[str, int | float], entry: str | None) -> Graph:
+        """The graph IR of the entry function under `defines`."""
+        if self.graph is not None:
+            if defines and any(self.graph.dims.get(k) != v for k, v in defines.items()):
+                raise CompileError([Diagnostic(
+                    f"{self.path} is a saved graph with fixed shapes ({_dims_text(self.graph.dims)}); "
+                    "-D cannot change them: recompile from the .nk source")])
+            if entry is not None and entry != self.graph.name:
+                raise CompileError([Diagnostic(f"{self.path} holds graph '{self.graph.name}', not '{entry}'")])
+            return self.graph.copy()
+        return IRGen(self.module, self.prelude, self.sources, dict(defines)).build(entry)
+
+    def signature(self, defines: Mapping[str, int | float], entry: str | None) -> tuple[list[ParamSpec], set[str]]:
+        """The entry parameters with the dimensions that run-time inputs may bind left symbolic,
+        and the symbols that have no value yet (neither a definition nor a const default)."""
+        if self.graph is not None:
+            return [ParamSpec(self.graph.node(p).attr("name"), str(self.graph.node(p).type.dtype),
+                              self.graph.node(p).type.shape, bool(self.graph.node(p).attr("weight")))
+                    for p in self.graph.params], set()
+        gen = IRGen(self.module, self.prelude, self.sources, dict(defines))
+        gen.evaluate_globals()
+        gen.fail_if_errors()
+        func = gen.entry_function(entry)
+        specs = []
+        free: set[str] = set()
+        for param in func.params:
+            dims: list[int | str] = []
+            for dim in (param.type.dims or ()) if param.type is not None else ():
+                if isinstance(dim, ast.Name) and dim.id not in defines:
+                    dims.append(dim.id)
+                    if gen.lookup_optional(dim.id, _frame()) is None:
+                        free.add(dim.id)
+                    continue
+                try:
+                    value = gen.eval(dim, _frame())
+                except Exception:  # an expression over a free symbol: checked after specialisation
+                    value = None
+                dims.append(value if is_int(value) else "?")
+            weight = any(d.name == "weight" for d in param.decorators)
+            specs.append(ParamSpec(param.name, param.type.name if param.type else "?", tuple(dims), weight))
+        return specs, free
+
+
+def _frame() -> Any:
+    from compiler.irgen import _Frame
+    return _Frame("<signature>", {})
+
+
+def _dims_text(dims: Mapping[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in dims.items()) or "no symbolic dimensions"
+
+
+class Program:
+    """A compiled program: call it with numpy arrays (positionally or by parameter name)."""
+
+    def __init__(self, source: Source, options: CompileOptions) -> None:
+        self.source = source
+        self.options = options
+        self._cache: dict[tuple, tuple[Graph, Artifact]] = {}
+        self.signature, self.free_symbols = source.signature(options.defines, options.entry)
+        self._graph: Graph | None = None
+        self._artifact: Artifact | None = None
+        if not self.free_symbols:  # else wait for the first call's shapes to bind them
+            self._graph, self._artifact = self._specialized(dict(options.defines))
+
+    @property
+    def graph(self) -> Graph:
+        self._require_specialized()
+        return self._graph
+
+    @property
+    def artifact(self) -> Artifact:
+        self._require_specialized()
+        return self._artifact
+
+    def _require_specialized(self) -> None:
+        if self._graph is None:
+            symbols = ", ".join(sorted(self.free_symbols))
+            raise CompileError([Diagnostic(
+                f"dimension(s) {symbols} have no value yet: call the program with inputs (their shapes bind "
+                f"them) or compile with defines={{...}} (-D on the command line)")])
+
+    # -- compilation ----------------------------------------------------------------------------
+
+    def _specialized(self, defines: dict[str, int | float]) -> tuple[Graph, Artifact]:
+        key = tuple(sorted(defines.items()))
+        if key not in self._cache:
+            graph = self.source.specialize(defines, self.options.entry)
+            graph = self._run_graph_passes(graph)
+            target = get_target(self.options.target)
+            try:
+                artifact = target.compile(graph, self.options)
+            except NicheError:
+                raise
+            except Exception as error:  # a bug in a target: say where, keep the cause for --debug
+                raise InternalError(f"internal error in target '{self.options.target}': "
+                                    f"{type(error).__name__}: {error}") from error
+            self._cache[key] = (graph, artifact)
+        return self._cache[key]
+
+    def _run_graph_passes(self, graph: Graph) -> Graph:
+        return graph
+
+    @property
+    def name(self) -> str:
+        if self.source.graph is not None:
+            return self.source.graph.name
+        return IRGen(self.source.module, None, self.source.sources).entry_function(self.options.entry).name
+
+    @property
+    def target(self) -> str:
+        return self.options.target
+
+    @property
+    def param_names(self) -> list[str]:
+        return [spec.name for spec in self.signature]
+
+    def ir(self, kind: str = "graph") -> str | bytes:
+        """The program at one level: 'graph', 'dot', or any of the target's emit kinds."""
+        if kind == "graph":
+            from ir.graph_printer import print_graph
+            return print_graph(self.graph)
+        if kind == "dot":
+            from ir.dot import graph_to_dot
+            return graph_to_dot(self.graph)
+        if kind in self.artifact.emit_kinds:
+            return self.artifact.emit(kind)
+        kinds = ", ".join(("graph", "dot") + tuple(self.artifact.emit_kinds))
+        raise CompileError([Diagnostic(f"target '{self.target}' cannot emit '{kind}' (it emits: {kinds})")])
+
+    @property
+    def emit_kinds(self) -> tuple[str, ...]:
+        return ("graph", "dot") + tuple(self.artifact.emit_kinds)
+
+    # -- calling --------------------------------------------------------------------------------
+
+    def bind_arguments(self, args: tuple, kwargs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        names = self.param_names
+        if len(args) > len(names):
+            raise ArgumentError(f"{self.name}() takes {len(names)} arguments, got {len(args)}")
+        bound: dict[str, Any] = dict(zip(names, args))
+        for name, value in kwargs.items():
+            if name not in names:
+                raise ArgumentError(f"{self.name}() has no parameter '{name}' (parameters: "
+                                    f"{', '.join(names)})")
+            if name in bound:
+                raise ArgumentError(f"{self.name}() got two values for '{name}'")
+            bound[name] = value
+        missing = [n for n in names if n not in bound]
+        if missing:
+            raise ArgumentError(f"{self.name}() is missing argument(s): {', '.join(missing)}")
+        return {name: value if isinstance(value, np.ndarray) else np.asarray(value)
+                for name, value in bound.items()}
+
+    def _bindings(self, inputs: Mapping[str, np.ndarray]) -> dict[str, int | float]:
+        """Definitions for this call: the compile-time ones plus symbols bound by argument shapes."""
+        defines = dict(self.options.defines)
+        seen: dict[str, tuple[int, str]] = {}
+        for spec in self.signature:
+            if spec.name not in inputs:
+                continue
+            array = inputs[spec.name]
+            if array.ndim != len(spec.dims):
+                raise ArgumentError(f"argument '{spec.name}' has rank {array.ndim} (shape {list(array.shape)}), "
+                                    f"expected rank {len(spec.dims)} ({spec.dtype}[{', '.join(map(str, spec.dims))}])")
+            for dim, size in zip(spec.dims, array.shape):
+                if not isinstance(dim, str) or dim == "?":
+                    continue
+                if dim in seen and seen[dim][0] != size:
+                    raise ArgumentError(f"dimension {dim} is {seen[dim][0]} in argument '{seen[dim][1]}' but "
+                                        f"{size} in argument '{spec.name}'")
+                seen[dim] = (size, spec.name)
+        for dim, (size, _) in seen.items():
+            defines[dim] = size
+        return defines
+
+    def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
+        outputs = self.run(self.bind_arguments(args, kwargs))
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def specialized_for(self, inputs: Mapping[str, np.ndarray]) -> tuple[Graph, Artifact]:
+        """The graph and artifact for the dimensions that `inputs` (all or some arguments) bind."""
+        graph, artifact = self._graph, self._artifact
+        defines = self._bindings(inputs)
+        if graph is None or any(graph.dims.get(k) != v for k, v in defines.items()
+                                if k not in self.options.defines):
+            graph, artifact = self._specialized(defines)
+            if self._graph is None:
+                self._graph, self._artifact = graph, artifact
+        return graph, artifact
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        graph, artifact = self.specialized_for(inputs)
+        return artifact.run(self.check_inputs(graph, inputs))
+
+    def run_reference(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """The reference interpreter's outputs on the graph before any pass (the oracle)."""
+        graph = self.source.specialize(self._bindings(inputs), self.options.entry)
+        return run_graph(graph, self.check_inputs(graph, inputs))
+
+    def reference(self, *args: Any, **kwargs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Like calling the program, but computed by the reference interpreter."""
+        outputs = self.run_reference(self.bind_arguments(args, kwargs))
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    @staticmethod
+    def check_inputs(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        checked = {}
+        for param in graph.params:
+            node = graph.node(param)
+            name = node.attr("name")
+            try:
+                checked[name] = check_input(name, inputs[name], node)
+            except InterpreterError as error:
+                raise ArgumentError(str(error)) from None
+        return checked
+
+
+def compile(source: str | Path, target: str = "ref", *, defines: Mapping[str, int | float] | None = None,
+            entry: str | None = None, opt_level: int = 2, **extra: Any) -> Program:
+    """Compile a .nk file (or a saved .graph) for `target`; returns a callable Program."""
+    options = CompileOptions(target=target, defines=dict(defines or {}), entry=entry, opt_level=opt_level,
+                             extra=extra)
+    return Program(Source.from_file(source), options)
+
+
+def compile_string(text: str, target: str = "ref", *, name: str = "<string>",
+                   defines: Mapping[str, int | float] | None = None, entry: str | None = None,
+                   opt_level: int = 2, **extra: Any) -> Program:
+    """Like `compile`, from source text."""
+    options = CompileOptions(target=target, defines=dict(defines or {}), entry=entry, opt_level=opt_level,
+                             extra=extra)
+    return Program(Source.from_text(text, name), options)
+
+
+__all__ = ["Program", "compile", "compile_string", "CompileOptions", "Source", "ParamSpec"]

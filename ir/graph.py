@@ -1,0 +1,224 @@
+"""The graph IR: a program as a networkx MultiDiGraph of operations.
+
+Each graph node is one operation producing one tensor value. Its payload is a frozen `Node` (op name,
+result type, attributes as a sorted tuple, fusion group, source location); networkx holds only the
+topology. An edge `producer -> consumer` with key `i` says the producer's value is operand `i` of the
+consumer, so `x * x` is two parallel edges with keys 0 and 1.
+
+Edits build new payloads (`dataclasses.replace`), so whether a pass changed a node is an equality
+check, and `Graph.copy()` is cheap because payloads are shared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+import networkx as nx
+import numpy as np
+
+from ir import ops
+from ir.types import TensorType
+
+
+@dataclass(frozen=True)
+class Loc:
+    """A place in a source file (1-based line and column)."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Node:
+    op: str
+    type: TensorType
+    attrs: tuple[tuple[str, Any], ...] = ()
+    group: int | None = None  # fusion group id, set by the fusion passes
+    loc: Loc | None = field(default=None, compare=False)
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        for key, value in self.attrs:
+            if key == name:
+                return value
+        return default
+
+    @property
+    def attr_dict(self) -> dict[str, Any]:
+        return dict(self.attrs)
+
+    def replace(self, **changes: Any) -> Node:
+        if "attrs" in changes and isinstance(changes["attrs"], dict):
+            changes["attrs"] = freeze_attrs(changes["attrs"])
+        return dataclasses.replace(self, **changes)
+
+
+def freeze_attrs(attrs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(attrs.items()))
+
+
+class Graph:
+    """A program in graph IR: ordered parameters, ordered outputs, and the operations between."""
+
+    def __init__(self, name: str = "main") -> None:
+        self.name = name
+        self.nx = nx.MultiDiGraph()
+        self.params: list[int] = []
+        self.outputs: list[int] = []
+        self.dims: dict[str, int] = {}  # symbolic dimension bindings used to specialise it
+        self.weight_data: dict[str, np.ndarray] = {}  # weights bound to data at compile time
+        self.attributes: dict[str, Any] = {}  # program-level facts (e.g. tokens per step)
+        self._ids = itertools.count()
+
+    # -- building ------------------------------------------------------------------------------
+
+    def add(self, op: str, operands: Iterable[int] = (), attrs: dict[str, Any] | None = None,
+            type: TensorType | None = None, loc: Loc | None = None, group: int | None = None) -> int:
+        """Add an operation; its type is inferred from its operands unless given (sources).
+
+        Raises `ops.OpError` when the operands or attributes are not accepted.
+        """
+        operands = list(operands)
+        attrs = ops.check_attrs(op, attrs or {})
+        for operand in operands:
+            if operand not in self.nx:
+                raise ops.OpError(f"{op}: operand %{operand} is not in the graph")
+        if type is None:
+            type = ops.infer_type(op, [self.node(o).type for o in operands], attrs)
+        node_id = self._new_id()
+        self.nx.add_node(node_id, node=Node(op, type, freeze_attrs(attrs), group, loc))
+        for index, operand in enumerate(operands):
+            self.nx.add_edge(operand, node_id, key=index)
+        if op == "param":
+            self.params.append(node_id)
+            self.params.sort(key=lambda n: self.node(n).attr("index"))
+        return node_id
+
+    def _new_id(self) -> int:
+        while True:
+            node_id = next(self._ids)
+            if node_id not in self.nx:
+                return node_id
+
+    def add_param(self, name: str, type: TensorType, weight: bool = False, loc: Loc | None = None) -> int:
+        return self.add("param", attrs={"name": name, "index": len(self.params), "weight": weight},
+                        type=type, loc=loc)
+
+    def add_constant(self, value: float | int | bool, type: TensorType, loc: Loc | None = None) -> int:
+        return self.add("constant", attrs={"value": value}, type=type, loc=loc)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def node(self, node_id: int) -> Node:
+        return self.nx.nodes[node_id]["node"]
+
+    def set_node(self, node_id: int, node: Node) -> None:
+        self.nx.nodes[node_id]["node"] = node
+
+    def operands(self, node_id: int) -> list[int]:
+        edges = sorted(self.nx.in_edges(node_id, keys=True), key=lambda edge: edge[2])
+        return [source for source, _, _ in edges]
+
+    def users(self, node_id: int) -> list[int]:
+        """Distinct consumers of a node's value, in id order."""
+        return sorted(set(self.nx.successors(node_id)))
+
+    def uses(self, node_id: int) -> list[tuple[int, int]]:
+        """(consumer, operand index) for every use of a node's value."""
+        return sorted((dst, key) for _, dst, key in self.nx.out_edges(node_id, keys=True))
+
+    def is_output(self, node_id: int) -> bool:
+        return node_id in self.outputs
+
+    def __contains__(self, node_id: int) -> bool:
+        return node_id in self.nx
+
+    def __len__(self) -> int:
+        return self.nx.number_of_nodes()
+
+    def nodes(self) -> Iterator[tuple[int, Node]]:
+        """All nodes in a deterministic topological order (ties broken by id)."""
+        for node_id in self.topological_order():
+            yield node_id, self.node(node_id)
+
+    def topological_order(self) -> list[int]:
+        return list(nx.lexicographical_topological_sort(self.nx))
+
+    def param_by_name(self, name: str) -> int | None:
+        for node_id in self.params:
+            if self.node(node_id).attr("name") == name:
+                return node_id
+        return None
+
+    # -- editing -------------------------------------------------------------------------------
+
+    def replace_uses(self, old: int, new: int) -> None:
+        """Make every consumer of `old` (and the outputs) read `new` instead."""
+        if old == new:
+            return
+        for _, dst, key in list(self.nx.out_edges(old, keys=True)):
+            self.nx.remove_edge(old, dst, key=key)
+            self.nx.add_edge(new, dst, key=key)
+        self.outputs = [new if o == old else o for o in self.outputs]
+
+    def set_operand(self, node_id: int, index: int, new: int) -> None:
+        for source, _, key in list(self.nx.in_edges(node_id, keys=True)):
+            if key == index:
+                self.nx.remove_edge(source, node_id, key=key)
+        self.nx.add_edge(new, node_id, key=index)
+
+    def remove(self, node_id: int) -> None:
+        if node_id in self.params:
+            self.params.remove(node_id)
+        self.nx.remove_node(node_id)
+
+    def remove_dead(self) -> int:
+        """Remove operations whose values reach no output (parameters stay); returns how many."""
+        live = set(self.outputs) | set(self.params)
+        for output in self.outputs:
+            live |= nx.ancestors(self.nx, output)
+        dead = [n for n in self.nx.nodes if n not in live]
+        self.nx.remove_nodes_from(dead)
+        return len(dead)
+
+    def copy(self) -> Graph:
+        other = Graph(self.name)
+        other.nx = self.nx.copy()
+        other.params = list(self.params)
+        other.outputs = list(self.outputs)
+        other.dims = dict(self.dims)
+        other.weight_data = dict(self.weight_data)
+        other.attributes = dict(self.attributes)
+        other._ids = itertools.count(max(self.nx.nodes, default=-1) + 1)
+        return other
+
+    # -- groups --------------------------------------------------------------------------------
+
+    def groups(self) -> dict[int, list[int]]:
+        """Fusion group id -> member nodes in topological order."""
+        result: dict[int, list[int]] = {}
+        for node_id, node in self.nodes():
+            if node.group is not None:
+                result.setdefault(node.group, []).append(node_id)
+        return result
+
+    # -- comparison ----------------------------------------------------------------------------
+
+    def canonical(self) -> tuple:
+        """A structure equal for graphs that differ only in node ids (for round-trip tests)."""
+        order = self.topological_order()
+        number = {node_id: i for i, node_id in enumerate(order)}
+        body = tuple((self.node(n), tuple(number[o] for o in self.operands(n))) for n in order)
+        return (self.name, body, tuple(number[o] for o in self.outputs),
+                tuple(number[p] for p in self.params), tuple(sorted(self.dims.items())))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Graph) and self.canonical() == other.canonical()
+
+    __hash__ = None  # mutable

@@ -1,0 +1,380 @@
+"""The op table: every graph-IR operation declared once.
+
+An `OpDef` gives an op's operand count, its attributes and their kinds, its type inference (which is
+also its verification: it raises `OpError` with a message fit for a user) and the groups that passes
+ask about (`ELEMENTWISE`, `REDUCTION`, ...). Passes and targets query groups, never literal sets of op
+names, so a new op needs one entry here and an evaluation rule in the interpreter.
+
+Semantics are numpy's: binary ops and `select` broadcast their operands; `matmul` is `numpy.matmul`
+on operands of rank 2 or more (the frontend reshapes vectors); reductions take normalised, sorted axes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ir.dtypes import DType
+from ir.types import DENSE, TensorType, broadcast_shapes
+
+
+class OpError(Exception):
+    """An operation was built with operands or attributes it does not accept."""
+
+
+# Attribute kinds: how a value is validated, printed and parsed.
+INT, FLOAT, BOOL, STR, INTS, DTYPE, SCALAR = "int", "float", "bool", "str", "ints", "dtype", "scalar"
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    arity: int | None  # None: variadic, at least one operand
+    attrs: dict[str, str] = field(default_factory=dict)
+    optional_attrs: dict[str, Any] = field(default_factory=dict)  # name -> default
+    infer: Callable[[list[TensorType], dict[str, Any]], TensorType] | None = None
+    groups: frozenset[str] = frozenset()
+    summary: str = ""
+
+    def in_group(self, group: str) -> bool:
+        return group in self.groups
+
+
+# Groups passes ask about.
+SOURCE = "source"  # no operands: parameters, constants, iotas
+ELEMENTWISE = "elementwise"  # out[i] depends on operands at (broadcast) index i only
+UNARY = "unary"
+BINARY = "binary"
+COMPARISON = "comparison"
+TRANSCENDENTAL = "transcendental"  # needs a polynomial or a library routine on a target
+REDUCTION = "reduction"
+SHAPE = "shape"  # moves elements, computes nothing
+VIEW = "view"  # a pure index remapping of one operand (a target may fold it into loads)
+MATMUL = "matmul"
+COMMUTATIVE = "commutative"
+
+OPS: dict[str, OpDef] = {}
+
+
+def _register(op: OpDef) -> OpDef:
+    OPS[op.name] = op
+    return op
+
+
+def op_def(name: str) -> OpDef:
+    try:
+        return OPS[name]
+    except KeyError:
+        raise OpError(f"unknown operation '{name}'") from None
+
+
+def in_group(name: str, group: str) -> bool:
+    op = OPS.get(name)
+    return op is not None and group in op.groups
+
+
+def ops_in_group(group: str) -> list[str]:
+    return sorted(name for name, op in OPS.items() if group in op.groups)
+
+
+# ----------------------------------------------------------------------------------------------
+# Type rules
+
+
+def _need(condition: bool, message: str) -> None:
+    if not condition:
+        raise OpError(message)
+
+
+def _same_dtype(name: str, types: list[TensorType]) -> DType:
+    dtypes = {t.dtype for t in types}
+    _need(len(dtypes) == 1, f"{name} needs operands of one dtype, got "
+          + " and ".join(str(t.dtype) for t in types))
+    return types[0].dtype
+
+
+def _broadcast(name: str, types: list[TensorType]) -> tuple[int, ...]:
+    try:
+        return broadcast_shapes(*(t.shape for t in types))
+    except ValueError as error:
+        raise OpError(f"{name}: {error}") from None
+
+
+def _float_only(name: str, dtype: DType) -> None:
+    _need(dtype.is_float, f"{name} needs a floating-point operand, got {dtype}")
+
+
+def _numeric(name: str, dtype: DType) -> None:
+    _need(not dtype.is_bool, f"{name} is not defined on bool")
+
+
+def _unary(kind: str) -> Callable[[list[TensorType], dict], TensorType]:
+    def infer(types: list[TensorType], attrs: dict, *, _kind: str = kind) -> TensorType:
+        (t,) = types
+        if _kind == "float":
+            _float_only(attrs["__op__"], t.dtype)
+        elif _kind == "numeric":
+            _numeric(attrs["__op__"], t.dtype)
+        elif _kind == "bool":
+            _need(t.dtype.is_bool, f"{attrs['__op__']} needs a bool operand, got {t.dtype}")
+        return TensorType(t.shape, t.dtype)
+    return infer
+
+
+def _binary(kind: str) -> Callable[[list[TensorType], dict], TensorType]:
+    def infer(types: list[TensorType], attrs: dict, *, _kind: str = kind) -> TensorType:
+        name = attrs["__op__"]
+        dtype = _same_dtype(name, types)
+        shape = _broadcast(name, types)
+        if _kind == "float":
+            _float_only(name, dtype)
+        elif _kind == "numeric":
+            _numeric(name, dtype)
+        elif _kind == "bool":
+            _need(dtype.is_bool, f"{name} needs bool operands, got {dtype}")
+        elif _kind == "compare":
+            return TensorType(shape, DType.BOOL)
+        return TensorType(shape, dtype)
+    return infer
+
+
+def _infer_cast(types: list[TensorType], attrs: dict) -> TensorType:
+    return TensorType(types[0].shape, attrs["dtype"])
+
+
+def _infer_select(types: list[TensorType], attrs: dict) -> TensorType:
+    cond, a, b = types
+    _need(cond.dtype.is_bool, f"select needs a bool condition, got {cond.dtype}")
+    dtype = _same_dtype("select", [a, b])
+    return TensorType(_broadcast("select", types), dtype)
+
+
+def _check_axes(name: str, axes: tuple[int, ...], rank: int) -> None:
+    _need(all(0 <= a < rank for a in axes), f"{name}: axes {list(axes)} out of range for rank {rank}")
+    _need(list(axes) == sorted(set(axes)), f"{name}: axes must be sorted and unique, got {list(axes)}")
+
+
+def _infer_reduce(types: list[TensorType], attrs: dict) -> TensorType:
+    (t,) = types
+    name = attrs["__op__"]
+    axes = attrs["axes"]
+    _check_axes(name, axes, t.rank)
+    if name == "reduce_mean":
+        _float_only(name, t.dtype)
+    else:
+        _numeric(name, t.dtype)
+    if name in ("reduce_max", "reduce_min"):
+        _need(all(t.shape[a] > 0 for a in axes), f"{name} over an empty axis has no identity")
+    if attrs["keepdims"]:
+        shape = tuple(1 if i in axes else d for i, d in enumerate(t.shape))
+    else:
+        shape = tuple(d for i, d in enumerate(t.shape) if i not in axes)
+    return TensorType(shape, t.dtype)
+
+
+def _infer_matmul(types: list[TensorType], attrs: dict) -> TensorType:
+    a, b = types
+    dtype = _same_dtype("matmul", types)
+    _numeric("matmul", dtype)
+    _need(a.rank >= 2 and b.rank >= 2, f"matmul needs operands of rank >= 2, got {a} and {b}")
+    _need(a.shape[-1] == b.shape[-2],
+          f"matmul: contracting dimensions differ: {a} @ {b} ({a.shape[-1]} vs {b.shape[-2]})")
+    try:
+        batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError as error:
+        raise OpError(f"matmul batch dimensions: {error}") from None
+    return TensorType(batch + (a.shape[-2], b.shape[-1]), dtype)
+
+
+def _infer_transpose(types: list[TensorType], attrs: dict) -> TensorType:
+    (t,) = types
+    perm = attrs["perm"]
+    _need(sorted(perm) == list(range(t.rank)),
+          f"transpose: {list(perm)} is not a permutation of the {t.rank} axes of {t}")
+    return TensorType(tuple(t.shape[p] for p in perm), t.dtype)
+
+
+def _infer_reshape(types: list[TensorType], attrs: dict) -> TensorType:
+    (t,) = types
+    shape = attrs["shape"]
+    _need(all(d >= 0 for d in shape), f"reshape: negative dimension in {list(shape)}")
+    _need(math.prod(shape) == t.size,
+          f"reshape: cannot reshape {t} ({t.size} elements) to {list(shape)} ({math.prod(shape)} elements)")
+    return TensorType(tuple(shape), t.dtype)
+
+
+def _infer_broadcast(types: list[TensorType], attrs: dict) -> TensorType:
+    (t,) = types
+    shape = attrs["shape"]
+    _need(len(shape) >= t.rank, f"broadcast_to: cannot broadcast {t} to fewer dimensions {list(shape)}")
+    for have, want in zip(reversed(t.shape), reversed(shape)):
+        _need(have in (1, want), f"broadcast_to: cannot broadcast {t} to {list(shape)}")
+    return TensorType(tuple(shape), t.dtype)
+
+
+def slice_length(start: int, stop: int, step: int) -> int:
+    return max(0, (stop - start + step - 1) // step)
+
+
+def _infer_slice(types: list[TensorType], attrs: dict) -> TensorType:
+    (t,) = types
+    starts, stops, steps = attrs["starts"], attrs["stops"], attrs["steps"]
+    _need(len(starts) == len(stops) == len(steps) == t.rank,
+          f"slice: starts, stops and steps need one entry per axis of {t}")
+    shape = []
+    for axis, (start, stop, step, dim) in enumerate(zip(starts, stops, steps, t.shape)):
+        _need(step >= 1, f"slice: step must be positive, got {step} on axis {axis}")
+        _need(0 <= start <= dim and start <= stop <= dim,
+              f"slice: [{start}:{stop}] is out of range for axis {axis} of size {dim}")
+        shape.append(slice_length(start, stop, step))
+    return TensorType(tuple(shape), t.dtype)
+
+
+def _infer_concat(types: list[TensorType], attrs: dict) -> TensorType:
+    axis = attrs["axis"]
+    first = types[0]
+    dtype = _same_dtype("concat", types)
+    _need(0 <= axis < first.rank, f"concat: axis {axis} out of range for rank {first.rank}")
+    for t in types[1:]:
+        _need(t.rank == first.rank and all(
+            d == e for i, (d, e) in enumerate(zip(t.shape, first.shape)) if i != axis),
+            f"concat: shapes {first} and {t} differ outside axis {axis}")
+    size = sum(t.shape[axis] for t in types)
+    shape = first.shape[:axis] + (size,) + first.shape[axis + 1:]
+    return TensorType(shape, dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# The table
+
+_register(OpDef("param", 0, {"name": STR, "index": INT}, {"weight": False},
+                groups=frozenset({SOURCE}), summary="an argument of the program"))
+_register(OpDef("constant", 0, {"value": SCALAR}, groups=frozenset({SOURCE}),
+                summary="a tensor filled with one value"))
+_register(OpDef("iota", 0, {"axis": INT}, groups=frozenset({SOURCE}),
+                summary="0, 1, 2, ... along one axis, broadcast over the others"))
+
+_UNARY = {
+    "neg": ("numeric", "negation"),
+    "abs": ("numeric", "absolute value"),
+    "relu": ("numeric", "max(x, 0)"),
+    "exp": ("float", "e**x"),
+    "log": ("float", "natural logarithm"),
+    "sqrt": ("float", "square root"),
+    "rsqrt": ("float", "1 / sqrt(x)"),
+    "tanh": ("float", "hyperbolic tangent"),
+    "sigmoid": ("float", "1 / (1 + exp(-x))"),
+    "gelu": ("float", "GELU, tanh approximation: 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))"),
+    "silu": ("float", "x * sigmoid(x)"),
+    "sin": ("float", "sine"),
+    "cos": ("float", "cosine"),
+    "logical_not": ("bool", "boolean negation"),
+}
+_TRANSCENDENTAL = {"exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "gelu", "silu", "sin", "cos"}
+for _name, (_kind, _summary) in _UNARY.items():
+    _groups = {ELEMENTWISE, UNARY} | ({TRANSCENDENTAL} if _name in _TRANSCENDENTAL else set())
+    _register(OpDef(_name, 1, infer=_unary(_kind), groups=frozenset(_groups), summary=_summary))
+
+_register(OpDef("cast", 1, {"dtype": DTYPE}, infer=_infer_cast,
+                groups=frozenset({ELEMENTWISE, UNARY}), summary="convert the element type (numpy astype)"))
+
+_BINARY = {
+    "add": ("numeric", True, "a + b"),
+    "sub": ("numeric", False, "a - b"),
+    "mul": ("numeric", True, "a * b"),
+    "div": ("float", False, "a / b"),
+    "pow": ("float", False, "a ** b"),
+    "maximum": ("numeric", True, "elementwise maximum"),
+    "minimum": ("numeric", True, "elementwise minimum"),
+    "eq": ("compare", True, "a == b"),
+    "ne": ("compare", True, "a != b"),
+    "lt": ("compare", False, "a < b"),
+    "le": ("compare", False, "a <= b"),
+    "gt": ("compare", False, "a > b"),
+    "ge": ("compare", False, "a >= b"),
+    "logical_and": ("bool", True, "a and b"),
+    "logical_or": ("bool", True, "a or b"),
+}
+for _name, (_kind, _commutative, _summary) in _BINARY.items():
+    _groups = {ELEMENTWISE, BINARY}
+    if _commutative:
+        _groups.add(COMMUTATIVE)
+    if _kind == "compare":
+        _groups.add(COMPARISON)
+    _register(OpDef(_name, 2, infer=_binary(_kind), groups=frozenset(_groups), summary=_summary))
+
+_register(OpDef("select", 3, infer=_infer_select, groups=frozenset({ELEMENTWISE}),
+                summary="where(cond, a, b)"))
+
+for _name, _summary in (("reduce_sum", "sum"), ("reduce_max", "maximum"),
+                        ("reduce_min", "minimum"), ("reduce_mean", "mean")):
+    _register(OpDef(_name, 1, {"axes": INTS, "keepdims": BOOL}, infer=_infer_reduce,
+                    groups=frozenset({REDUCTION}), summary=f"{_summary} over axes"))
+
+_register(OpDef("matmul", 2, infer=_infer_matmul, groups=frozenset({MATMUL}),
+                summary="numpy.matmul with broadcast batch dimensions"))
+_register(OpDef("transpose", 1, {"perm": INTS}, infer=_infer_transpose,
+                groups=frozenset({SHAPE, VIEW}), summary="permute axes"))
+_register(OpDef("reshape", 1, {"shape": INTS}, infer=_infer_reshape,
+                groups=frozenset({SHAPE, VIEW}), summary="same elements, row-major, new shape"))
+_register(OpDef("broadcast_to", 1, {"shape": INTS}, infer=_infer_broadcast,
+                groups=frozenset({SHAPE, VIEW}), summary="numpy.broadcast_to"))
+_register(OpDef("slice", 1, {"starts": INTS, "stops": INTS, "steps": INTS}, infer=_infer_slice,
+                groups=frozenset({SHAPE, VIEW}), summary="a strided window, one range per axis"))
+_register(OpDef("concat", None, {"axis": INT}, infer=_infer_concat,
+                groups=frozenset({SHAPE}), summary="join along an axis"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Checking attributes and inferring a node's type
+
+
+def _attr_ok(kind: str, value: Any) -> bool:
+    if kind == INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == FLOAT:
+        return isinstance(value, float)
+    if kind == BOOL:
+        return isinstance(value, bool)
+    if kind == STR:
+        return isinstance(value, str)
+    if kind == INTS:
+        return isinstance(value, tuple) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value)
+    if kind == DTYPE:
+        return isinstance(value, DType)
+    if kind == SCALAR:
+        return isinstance(value, (int, float, bool))
+    raise AssertionError(kind)
+
+
+def check_attrs(name: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    """Validate `attrs` for op `name`; returns them completed with defaults."""
+    op = op_def(name)
+    complete = dict(op.optional_attrs)
+    complete.update(attrs)
+    for key, kind in op.attrs.items():
+        _need(key in complete, f"{name} needs attribute '{key}'")
+        _need(_attr_ok(kind, complete[key]), f"{name}: attribute '{key}' must be {kind}, got {complete[key]!r}")
+    for key, default in op.optional_attrs.items():
+        _need(type(complete[key]) is type(default),
+              f"{name}: attribute '{key}' must be {type(default).__name__}, got {complete[key]!r}")
+    unknown = set(complete) - set(op.attrs) - set(op.optional_attrs)
+    _need(not unknown, f"{name} has no attribute(s) {', '.join(sorted(unknown))}")
+    return complete
+
+
+def infer_type(name: str, operand_types: list[TensorType], attrs: dict[str, Any]) -> TensorType:
+    """The result type of op `name` applied to operands of `operand_types`; raises OpError."""
+    op = op_def(name)
+    if op.arity is None:
+        _need(len(operand_types) >= 1, f"{name} needs at least one operand")
+    else:
+        _need(len(operand_types) == op.arity,
+              f"{name} takes {op.arity} operand(s), got {len(operand_types)}")
+    attrs = check_attrs(name, attrs)
+    if op.infer is None:
+        raise OpError(f"{name} has no operands to infer a type from; its type must be given")
+    result = op.infer(list(operand_types), {**attrs, "__op__": name})
+    return TensorType(result.shape, result.dtype, DENSE)
