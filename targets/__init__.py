@@ -1,0 +1,1 @@
+"""Targets: one sub-package per target behind the protocol in targets.base, and the hardware specs."""
