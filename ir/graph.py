@@ -86,6 +86,10 @@ class Graph:
         """
         operands = list(operands)
         attrs = ops.check_attrs(op, attrs or {})
+        arity = ops.op_def(op).arity
+        if (arity is not None and len(operands) != arity) or (arity is None and not operands):
+            raise ops.OpError(f"{op} takes {arity if arity is not None else 'at least one'} operand(s), "
+                              f"got {len(operands)}")
         for operand in operands:
             if operand not in self.nx:
                 raise ops.OpError(f"{op}: operand %{operand} is not in the graph")
@@ -216,7 +220,8 @@ class Graph:
         number = {node_id: i for i, node_id in enumerate(order)}
         body = tuple((self.node(n), tuple(number[o] for o in self.operands(n))) for n in order)
         return (self.name, body, tuple(number[o] for o in self.outputs),
-                tuple(number[p] for p in self.params), tuple(sorted(self.dims.items())))
+                tuple(number[p] for p in self.params), tuple(sorted(self.dims.items())),
+                tuple(sorted(self.attributes.items())))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Graph) and self.canonical() == other.canonical()
