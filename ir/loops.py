@@ -328,9 +328,10 @@ def const(value: int | float | bool, dtype: DType = INDEX) -> Const:
 
 
 def add(a: Expr, b: Expr) -> Expr:
-    if isinstance(a, Const) and a.value == 0 and a.dtype == b.dtype:
+    # Only integers fold x + 0: for floats, -0.0 + 0.0 is +0.0.
+    if isinstance(a, Const) and a.value == 0 and a.dtype == b.dtype and not a.dtype.is_float:
         return b
-    if isinstance(b, Const) and b.value == 0 and a.dtype == b.dtype:
+    if isinstance(b, Const) and b.value == 0 and a.dtype == b.dtype and not b.dtype.is_float:
         return a
     if isinstance(a, Const) and isinstance(b, Const) and a.dtype == b.dtype == INDEX:
         return Const(a.value + b.value)
