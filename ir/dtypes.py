@@ -102,7 +102,7 @@ def promote(a: DType, b: DType) -> DType:
 
 def round_bf16(values: np.ndarray) -> np.ndarray:
     """Round float values to the nearest bf16 (ties to even) and return them as float32."""
-    f32 = np.ascontiguousarray(values, dtype=np.float32)
+    f32 = np.array(values, dtype=np.float32, copy=True, order="C")
     bits = f32.view(np.uint32)
     rounding_bias = ((bits >> 16) & 1) + np.uint32(0x7FFF)
     rounded = ((bits + rounding_bias) & np.uint32(0xFFFF0000)).astype(np.uint32)

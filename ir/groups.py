@@ -112,6 +112,8 @@ def classify_group(graph: Graph, members: set[int] | list[int] | tuple[int, ...]
         return _classify_matmul(graph, members, order, inputs, outputs, matmuls, reductions)
     if reductions:
         return _classify_reduction(graph, members, order, inputs, outputs, reductions)
+    if not outputs:
+        raise GroupError("the group's values are used nowhere (dead nodes); remove them before fusing")
     domain = graph.node(outputs[0]).type.shape
     for node in outputs:
         if graph.node(node).type.shape != domain:
