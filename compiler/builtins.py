@@ -3,11 +3,13 @@
 A builtin is a Python function `(gen, loc, <parameters>)`; its Python signature is the .nk signature,
 so `sum(x, axis=1, keepdims=true)` binds exactly as a Python call would and a wrong call gets
 Python's own wording ("sum() got an unexpected keyword argument 'axes'") at the call's location.
-`softmax`, `layernorm` and `rmsnorm` are not here: the prelude (`prelude.nk`) writes them in .nk.
+`softmax`, `layernorm`, `rmsnorm` and `causal_mask` are not here: the prelude (`prelude.nk`) writes
+them in .nk.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from typing import TYPE_CHECKING, Any, Callable
@@ -33,10 +35,15 @@ def builtin(*names: str) -> Callable[[Builtin], Builtin]:
     return register
 
 
+@functools.cache
+def _signature(function: Builtin) -> inspect.Signature:
+    return inspect.signature(function)
+
+
 def call_builtin(gen: IRGen, name: str, args: list[Value], keywords: dict[str, Value], loc: Loc) -> Value:
     function = BUILTINS[name]
     try:
-        bound = inspect.signature(function).bind(gen, loc, *args, **keywords)
+        bound = _signature(function).bind(gen, loc, *args, **keywords)
     except TypeError as error:
         message = str(error).replace("missing a required argument", "needs the argument")
         raise gen.error(f"{name}(): {message}", loc) from None
@@ -365,6 +372,39 @@ def full(gen: IRGen, loc: Loc, shape: Value, value: Value, dtype: Value = None) 
         kind = _dtype(gen, dtype, loc)
     scalar = gen.as_tensor(value, loc, kind)
     return broadcast(gen, loc, scalar, dims)
+
+
+@builtin("tensor")
+def tensor(gen: IRGen, loc: Loc, values: Value, dtype: Value = None) -> Tensor:
+    """A constant tensor from a number or a nested tuple of numbers, as numpy.array:
+    `tensor(((1, 2), (3, 4)), f32)`. Without a dtype: bool, else i32 for ints, else f32."""
+    flat = _flatten(gen, values, loc)
+    if dtype is not None:
+        kind = _dtype(gen, dtype, loc)
+    elif all(isinstance(v, bool) for v in flat):
+        kind = DType.BOOL
+    elif any(isinstance(v, float) for v in flat):
+        kind = DType.F32
+    else:
+        kind = DType.I32
+    return _literal(gen, values, kind, loc)
+
+
+def _flatten(gen: IRGen, values: Value, loc: Loc) -> list:
+    if is_number(values) or isinstance(values, bool):
+        return [values]
+    if isinstance(values, tuple) and values:
+        return [v for item in values for v in _flatten(gen, item, loc)]
+    raise gen.error(f"tensor() takes a number or a non-empty (nested) tuple of numbers, got {describe(values)}", loc)
+
+
+def _literal(gen: IRGen, values: Value, dtype: DType, loc: Loc) -> Tensor:
+    if not isinstance(values, tuple):
+        return gen.constant(values, dtype, loc)
+    rows = tuple(_literal(gen, v, dtype, loc) for v in values)
+    if len({row.shape for row in rows}) != 1:
+        raise gen.error("tensor(): the nested tuples have different lengths", loc)
+    return stack(gen, loc, rows, 0)
 
 
 @builtin("zeros")

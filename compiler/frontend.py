@@ -39,7 +39,8 @@ class _Postlexer:
                 depth += 1
             elif token.type in _CLOSERS:
                 depth = max(0, depth - 1)
-            elif token.type == "RBRACE" and previous is not None and previous.type not in ("_NL", "LBRACE"):
+            elif (token.type == "RBRACE" and depth == 0 and previous is not None
+                  and previous.type not in ("_NL", "LBRACE")):
                 yield Token.new_borrow_pos("_NL", "\n", token)
             previous = token
             yield token
@@ -50,8 +51,11 @@ class _Postlexer:
 
 @functools.cache
 def _parser() -> lark.Lark:
+    # cache=True keeps the LALR tables in a file in the temporary directory, keyed by a hash of the grammar
+    # and lark's version: building them takes about a second, loading them a few milliseconds. A missing,
+    # stale or unreadable cache file is rebuilt (lark verifies the hash and falls back on any error).
     return lark.Lark(GRAMMAR.read_text(), parser="lalr", lexer="basic", postlex=_Postlexer(), propagate_positions=True,
-                     maybe_placeholders=True)
+                     maybe_placeholders=True, cache=True)
 
 
 _TOKEN_NAMES = {
@@ -139,6 +143,11 @@ class _Builder:
     def func(self, tree: lark.Tree) -> ast.FuncDef:
         *decorators, name, params, results, block = tree.children
         params = tuple(self.param(p) for p in params.children if p is not None) if params else ()
+        seen: set[str] = set()
+        for param in params:
+            if param.name in seen:
+                raise self.error(f"parameter '{param.name}' appears twice in '{name}'", param.loc)
+            seen.add(param.name)
         if results is None:
             result_types = None
         elif results.data == "single_result":
@@ -265,4 +274,8 @@ class _Builder:
             return ast.RangeExpr(loc, *(self.expr(p) if p is not None else None for p in (start, stop, step)))
         if kind == "ellipsis":
             return ast.EllipsisExpr(loc)
+        if kind == "conditional":
+            then, condition, otherwise = children
+            return ast.Conditional(self.loc(condition), self.expr(condition), self.expr(then),
+                                   self.expr(otherwise))
         raise AssertionError(f"unhandled parse tree node {kind}")

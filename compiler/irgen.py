@@ -2,9 +2,10 @@
 
 The generator is an abstract interpreter over the AST. Compile-time values (ints, tuples, dtypes)
 are computed directly; tensor operations add nodes to the graph. Calls of user functions and of the
-prelude (softmax, layernorm, rmsnorm) are inlined, `for` loops are unrolled, so the graph holds only
-primitive operations. Symbolic dimensions must have values by now (from -D, a const default, or the
-shapes of run-time inputs, which the driver turns into definitions).
+prelude (softmax, layernorm, rmsnorm, causal_mask) are inlined, `for` loops are unrolled, and
+`a if c else b` evaluates only the chosen side, so the graph holds only primitive operations.
+Symbolic dimensions must have values by now (from -D, a const default, or the shapes of run-time
+inputs, which the driver turns into definitions).
 
 Errors are collected per statement: a failing statement records its diagnostic and binds its targets
 to POISON, which silences errors that only follow from the first one, so a user sees several
@@ -38,6 +39,11 @@ _CONSTANT_NAMES: dict[str, Value] = {
 _STATIC_TYPES = {"int", "float", "bool"}
 
 
+def _is_static_type(type_expr: ast.TypeExpr) -> bool:
+    """`int`, `float` and a bare `bool` are compile-time types; `bool[N]` is a tensor type."""
+    return type_expr.name in _STATIC_TYPES and type_expr.dims is None
+
+
 @dataclass
 class _Frame:
     """Local names of one function activation."""
@@ -66,6 +72,7 @@ class IRGen:
         self.globals: dict[str, Value] = {}
         self.call_stack: list[tuple[str, Loc]] = []
         self._constants: dict[tuple, Tensor] = {}
+        self._reported: set[str] = set()  # messages of signature errors already reported
 
     # -- diagnostics ----------------------------------------------------------------------------
 
@@ -86,6 +93,9 @@ class IRGen:
 
     def evaluate_globals(self) -> None:
         """Evaluate the consts in order; a definition (-D) replaces a const's own value."""
+        for name, value in self.defines.items():  # -D DT=bf16 (or defines={"DT": "bf16"}) names a dtype
+            if isinstance(value, str) and parse_dtype(value) is not None:
+                self.defines[name] = parse_dtype(value)
         for const in self.module.consts:
             if const.name in self.defines:
                 self.globals[const.name] = self.defines[const.name]
@@ -127,6 +137,8 @@ class IRGen:
                 frame.names[param.name] = self._entry_param(param)
             except GenError as error:
                 self.record(error)
+                frame.names[param.name] = POISON
+            except PoisonError:
                 frame.names[param.name] = POISON
         result = self._run_body(func, frame)
         self.fail_if_errors()
@@ -178,7 +190,10 @@ class IRGen:
         node = self.graph.add_param(param.name, tensor_type, weight=weight, loc=param.loc)
         return Tensor(node, tensor_type)
 
-    def _check_results(self, func: ast.FuncDef, results: tuple, entry: bool) -> None:
+    def _check_results(self, func: ast.FuncDef, results: tuple, entry: bool,
+                       signature_names: dict[str, Value] | None = None) -> None:
+        """Check results against the declared result types; `signature_names` are the parameters and
+        the dimensions their types bound, so `-> f32[N]` means the N of the arguments."""
         for index, value in enumerate(results):
             if value is POISON:
                 continue
@@ -197,7 +212,7 @@ class IRGen:
         for index, (declared, value) in enumerate(zip(func.results, results)):
             if isinstance(value, Tensor):
                 try:
-                    self.check_type(value, declared, _Frame(func.name, {}), bind,
+                    self.check_type(value, declared, _Frame(func.name, dict(signature_names or {})), bind,
                                     what=f"result {index} of '{func.name}'")
                 except GenError as error:
                     self.record(error)
@@ -209,28 +224,49 @@ class IRGen:
 
         With `bind` given, dimensions that are bare unknown names are looked up there.
         """
-        if type_expr.name in _STATIC_TYPES:
-            if type_expr.dims is not None:
-                raise self.error(f"'{type_expr.name}' is a compile-time type and takes no dimensions",
-                                 type_expr.loc)
+        if _is_static_type(type_expr):
             return None
-        dtype = parse_dtype(type_expr.name)
-        if dtype is None:
-            raise self.error(f"unknown type '{type_expr.name}' (dtypes: f32, f64, f16, bf16, i8, i32, i64, "
-                             "bool; compile-time: int, float, bool)", type_expr.loc)
+        dtype = self.dtype_of(type_expr, frame)
         shape = []
+        errors: list[GenError] = []
         for dim in type_expr.dims or ():
             if isinstance(dim, ast.Name) and bind is not None and dim.id in bind:
                 shape.append(bind[dim.id])
                 continue
-            value = self._dimension(dim, frame)
-            shape.append(value)
+            try:
+                shape.append(self._dimension(dim, frame))
+            except GenError as error:  # report every bad dimension of the type, not only the first
+                errors.append(error)
+        fresh = [e for e in errors if e.message not in self._reported]  # say each unbound name once
+        self._reported.update(e.message for e in fresh)
+        for error in fresh[:-1]:
+            self.record(error)
+        if fresh:
+            raise fresh[-1]
+        if errors:
+            raise PoisonError()
         return TensorType(tuple(shape), dtype, self._format(type_expr.format, tuple(shape)))
+
+    def dtype_of(self, type_expr: ast.TypeExpr, frame: _Frame) -> DType:
+        """The dtype a type names: a dtype itself (`bf16`) or a const bound to one (`const DT = bf16`)."""
+        dtype = parse_dtype(type_expr.name)
+        if dtype is not None:
+            return dtype
+        value = self.lookup_optional(type_expr.name, frame)
+        if isinstance(value, DType):
+            return value
+        if value is POISON:
+            raise PoisonError()
+        if value is None:
+            raise self.error(f"unknown type '{type_expr.name}' (dtypes: f32, f64, f16, bf16, i8, i32, i64, "
+                             "bool; compile-time: int, float, bool)", type_expr.loc)
+        raise self.error(f"'{type_expr.name}' is {describe(value)}, not a dtype", type_expr.loc)
 
     def _dimension(self, dim: ast.Expr, frame: _Frame) -> int:
         if isinstance(dim, ast.Name) and self.lookup_optional(dim.id, frame) is None:
-            raise self.error(f"dimension '{dim.id}' has no value: define it with -D {dim.id}=<size>, a "
-                             f"'const {dim.id} = ...' in the file, or pass an input whose shape binds it", dim.loc)
+            raise self.error(f"dimension '{dim.id}' has no value: define it with -D {dim.id}=<size> (defines= in "
+                             f"Python), a 'const {dim.id} = ...' in the file, or pass an input whose shape binds it",
+                             dim.loc)
         value = self.eval(dim, frame)
         if not is_int(value) or value < 0:
             raise self.error(f"a dimension must be a non-negative int, got {describe(value)}", dim.loc)
@@ -257,11 +293,9 @@ class IRGen:
     def check_type(self, value: Tensor, declared: ast.TypeExpr, frame: _Frame, bind: dict[str, int],
                    what: str) -> None:
         """Check a tensor against a declared type; bare unknown dimension names bind (shape polymorphism)."""
-        if declared.name in _STATIC_TYPES:
+        if _is_static_type(declared):
             raise self.error(f"{what} is a tensor but is declared '{declared.name}'", declared.loc)
-        dtype = parse_dtype(declared.name)
-        if dtype is None:
-            raise self.error(f"unknown type '{declared.name}'", declared.loc)
+        dtype = self.dtype_of(declared, frame)
         dims = declared.dims or ()
         mismatch = dtype != value.dtype or len(dims) != len(value.shape)
         if not mismatch:
@@ -317,6 +351,7 @@ class IRGen:
             if param.type is not None:
                 self._check_argument(func, param, value, frame, bind, loc)
         names.update({k: v for k, v in bind.items() if k not in names})
+        signature_names = dict(names)  # the body may rebind these names; result types mean these
         self.call_stack.append((func.name, loc))
         try:
             result = self._run_body(func, frame)
@@ -328,7 +363,7 @@ class IRGen:
         if func.results is not None:
             self.call_stack.append((func.name, loc))
             try:
-                self._check_results(func, results, entry=False)
+                self._check_results(func, results, entry=False, signature_names=signature_names)
             finally:
                 self.call_stack.pop()
         return result
@@ -337,13 +372,13 @@ class IRGen:
                         bind: dict[str, int], loc: Loc) -> None:
         what = f"argument '{param.name}' of '{func.name}'"
         name = param.type.name
-        if name in _STATIC_TYPES:
+        if _is_static_type(param.type):
             ok = {"int": is_int, "float": is_number, "bool": lambda v: isinstance(v, bool)}[name](value)
             if not ok:
                 raise self.error(f"{what} must be a compile-time {name}, got {describe(value)}", loc)
             return
         if not isinstance(value, Tensor):
-            value = self.as_tensor(value, loc, parse_dtype(name))
+            value = self.as_tensor(value, loc, self.dtype_of(param.type, frame))
         try:
             self.check_type(value, param.type, frame, bind, what)
         except GenError as error:
@@ -483,6 +518,13 @@ class IRGen:
     def _eval_EllipsisExpr(self, expr: ast.EllipsisExpr, frame: _Frame) -> Value:
         raise self.error("'...' is only allowed inside [ ]", expr.loc)
 
+    def _eval_Conditional(self, expr: ast.Conditional, frame: _Frame) -> Value:
+        condition = self.eval(expr.condition, frame)
+        if isinstance(condition, Tensor):
+            raise self.error("the condition of 'a if c else b' must be a compile-time value; "
+                             "use where(c, a, b) to choose between tensors elementwise", expr.condition.loc)
+        return self.eval(expr.then if condition else expr.otherwise, frame)
+
     def _eval_UnaryOp(self, expr: ast.UnaryOp, frame: _Frame) -> Value:
         from compiler import operators
         return operators.unary(self, expr.op, self.eval(expr.operand, frame), expr.loc)
@@ -590,7 +632,6 @@ class IRGen:
             dtype = like if like is not None and like.is_float else DEFAULT_FLOAT
             return self.constant(value, dtype, loc)
         if isinstance(value, tuple) and value and all(is_number(v) or isinstance(v, bool) for v in value):
-            items = [self.as_tensor(v, loc, like).node for v in value]
             dtype = like or (DEFAULT_FLOAT if any(isinstance(v, float) for v in value) else DEFAULT_INT)
             items = [self.cast(self.as_tensor(v, loc, dtype), dtype, loc) for v in value]
             reshaped = [self.emit("reshape", [t], {"shape": (1,)}, loc) for t in items]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from compiler.values import POISON, PoisonError, StaticRange, Tensor, Value, describe, is_int, is_number
 from ir.dtypes import DType
 from ir.graph import Loc
+from ir.types import broadcast_shapes
 
 if TYPE_CHECKING:
     from compiler.irgen import IRGen
@@ -52,10 +53,17 @@ def binary(gen: IRGen, op: str, left: Value, right: Value, loc: Loc) -> Value:
         a, b = (gen.as_tensor(v, loc, DType.BOOL) for v in (left, right))
         return gen.emit(op, [a, b], None, loc)
     dtype = _operand_dtype(gen, left, right)
+    if dtype.is_bool and op not in _COMPARISONS:
+        raise gen.error(f"'{_SYMBOL[op]}' is not defined on bool tensors (cast them to a number type first, "
+                        "or use and/or/not)", loc)
     if op in ("div", "pow") and not dtype.is_float:
         dtype = DType.F32  # true division and powers of integers give floats
     a = gen.cast(gen.as_tensor(left, loc, dtype), dtype, loc)
     b = gen.cast(gen.as_tensor(right, loc, dtype), dtype, loc)
+    try:
+        broadcast_shapes(a.shape, b.shape)
+    except ValueError as error:
+        raise gen.error(f"'{_SYMBOL[op]}': {error}", loc) from None
     return gen.emit(op, [a, b], None, loc)
 
 
@@ -93,6 +101,10 @@ def matmul(gen: IRGen, left: Value, right: Value, loc: Loc) -> Tensor:
     b = gen.as_tensor(right, loc)
     if a.type.rank == 0 or b.type.rank == 0:
         raise gen.error(f"'@' needs operands of rank >= 1, got {a.type} and {b.type}", loc)
+    contracted = b.shape[0] if b.type.rank == 1 else b.shape[-2]
+    if a.shape[-1] != contracted:
+        raise gen.error(f"'@': contracting dimensions differ: {a.type} @ {b.type} ({a.shape[-1]} vs {contracted})",
+                        loc)
     dtype = gen.common_dtype([a.dtype, b.dtype])
     a, b = gen.cast(a, dtype, loc), gen.cast(b, dtype, loc)
     squeeze_rows = a.type.rank == 1

@@ -88,6 +88,15 @@ class UnaryOp(Expr):
     operand: Expr
 
 
+@dataclass(frozen=True)
+class Conditional(Expr):
+    """`then if condition else otherwise`: a compile-time choice; only the chosen side is evaluated."""
+
+    condition: Expr
+    then: Expr
+    otherwise: Expr
+
+
 # -- types --------------------------------------------------------------------------------------
 
 
