@@ -45,9 +45,15 @@ def compare(actual: np.ndarray, expected: np.ndarray, dtype: DType, what: str = 
                                f"{what}: {int(mismatch.sum())} element(s) differ; first at {list(index)}: "
                                f"{actual[index]} vs expected {expected[index]}")
         return CheckResult(True, 0.0, 0.0, None, f"{what}: exact match")
-    rtol, atol = TOLERANCES[dtype]
     a = actual.astype(np.float64)
     e = expected.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _compare_floats(actual, expected, a, e, dtype, what)
+
+
+def _compare_floats(actual: np.ndarray, expected: np.ndarray, a: np.ndarray, e: np.ndarray, dtype: DType,
+                    what: str) -> CheckResult:
+    rtol, atol = TOLERANCES[dtype]
     nan_mismatch = np.isnan(a) != np.isnan(e)
     finite = np.isfinite(e) & np.isfinite(a)
     inf_mismatch = ~finite & ~np.isnan(e) & ~np.isnan(a) & (a != e)

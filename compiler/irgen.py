@@ -14,6 +14,7 @@ independent errors at once.
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -112,8 +113,23 @@ class IRGen:
                                        const.loc))
                 value = POISON
             self.globals[const.name] = value
+        self._check_defines_used()
         for name, value in self.defines.items():
             self.globals.setdefault(name, value)
+
+    def _check_defines_used(self) -> None:
+        """A definition must name a const or a dimension the file uses: `-D b=64` for `B` is a typo."""
+        consts = {const.name for const in self.module.consts}
+        known = consts | _names_in(self.module.consts) | {name for func in self.module.funcs.values()
+                                                          for name in _free_names(func)}
+        for name in self.defines:
+            if name not in known:
+                by_case = [k for k in sorted(known) if k.lower() == name.lower()]
+                close = by_case or difflib.get_close_matches(name, sorted(known), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                self.diagnostics.append(Diagnostic(
+                    f"-D {name}: {self.module.file} has no const or dimension named '{name}'{hint}"))
+        self.fail_if_errors()
 
     def entry_function(self, entry: str | None) -> ast.FuncDef:
         if entry is None:
@@ -654,6 +670,38 @@ class IRGen:
         for dtype in dtypes[1:]:
             result = promote(result, dtype)
         return result
+
+
+def _names_in(node: object) -> set[str]:
+    """Every name an AST (sub)tree mentions."""
+    import dataclasses
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ast.Name):
+            found.add(item.id)
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif dataclasses.is_dataclass(item):
+            stack.extend(getattr(item, f.name) for f in dataclasses.fields(item))
+    return found
+
+
+def _free_names(func: ast.FuncDef) -> set[str]:
+    """Names a function reads without binding them itself (its globals and dimension symbols)."""
+    bound = {p.name for p in func.params}
+    stack: list[object] = list(func.body)
+    while stack:
+        stmt = stack.pop()
+        if isinstance(stmt, ast.Assign):
+            bound.update(stmt.targets)
+        elif isinstance(stmt, ast.For):
+            bound.add(stmt.var)
+            stack.extend(stmt.body)
+    return _names_in(func) - bound
 
 
 def build_graph(module: ast.Module, prelude: ast.Module | None, sources: SourceMap,

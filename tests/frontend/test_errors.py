@@ -263,3 +263,11 @@ def test_wrong_shape_for_a_fixed_dimension() -> None:
     with pytest.raises(ArgumentError) as caught:
         prog(_x(), np.ones((3, 5), np.float32))
     assert caught.value.format() == "error: argument 'w' has shape [3, 5], expected [3, 4]"
+
+
+def test_a_definition_for_a_name_the_program_does_not_use() -> None:
+    with pytest.raises(CompileError, match=r"-D b: t\.nk has no const or dimension named 'b' \(did you mean 'B'\?\)"):
+        compile_string("const B = 2\ndef f(x: f32[B]) -> f32[B] { return x }", name="t.nk", defines={"b": 4})
+    with pytest.raises(CompileError, match="no const or dimension named 'i'"):  # a loop variable is not a global
+        compile_string("def f(x: f32[2]) -> f32[2] {\n for i in range(2) { x = x + 1 }\n return x\n}",
+                       name="t.nk", defines={"i": 1})
