@@ -102,14 +102,15 @@ def promote(a: DType, b: DType) -> DType:
 
 def round_bf16(values: np.ndarray) -> np.ndarray:
     """Round float values to the nearest bf16 (ties to even) and return them as float32."""
-    f32 = np.array(values, dtype=np.float32, copy=True, order="C")
+    shape = np.shape(values)
+    f32 = np.array(values, dtype=np.float32, copy=True, order="C").reshape(-1)  # 1-d: ops stay arrays
     bits = f32.view(np.uint32)
     rounding_bias = ((bits >> 16) & 1) + np.uint32(0x7FFF)
     rounded = ((bits + rounding_bias) & np.uint32(0xFFFF0000)).astype(np.uint32)
     nan = np.isnan(f32)
     if nan.any():
         rounded = np.where(nan, np.uint32(0x7FC00000), rounded)
-    return rounded.view(np.float32).reshape(f32.shape)
+    return rounded.view(np.float32).reshape(shape)
 
 
 def to_numpy(values: np.ndarray, dtype: DType) -> np.ndarray:

@@ -1,0 +1,310 @@
+"""The growing loop of the fusion passes: seeds, frontiers, legality, and the final groups.
+
+See `passes.fusion_common` for the rules it applies and why the groups it returns are legal; the
+handling of values with several consumers (share, recompute, unmaterialise) is in
+`passes.fusion_recompute`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ir import ops
+from ir.graph import Graph
+from ir.graph_printer import value_names
+from ir.groups import GroupError, GroupInfo, GroupKind, classify_group
+from passes.context import FusionDecision, PassContext, format_bytes
+from passes.fusion_common import (FusionOptions, FusionPolicy, Refused, dense_everywhere, kernels_acyclic,
+                                  neighbourhood, node_label, reentry)
+from passes.fusion_cost import working_set
+from passes.fusion_recompute import Recompute
+from passes.registry import fusion_rules
+
+_FINAL = (-1, -1, -1)  # a refusal that growing the group cannot change
+
+
+class Fuser(Recompute):
+    """One run of a fusion pass over a copy of the graph (see passes.fusion_common)."""
+
+    def __init__(self, graph: Graph, ctx: PassContext, policy: FusionPolicy, options: FusionOptions,
+                 pass_name: str) -> None:
+        self.source = graph
+        self.graph = graph.copy()
+        self.ctx = ctx
+        self.policy = policy
+        self.options = options
+        self.pass_name = pass_name
+        self.limit = options.max_working_set if options.max_working_set is not None else ctx.working_set_limit
+        self.names = value_names(graph)
+        self.index = {n: i for i, n in enumerate(graph.topological_order())}
+        self.group_of: dict[int, int] = {}
+        self.members: dict[int, set[int]] = {}
+        self.version: dict[int, int] = {}
+        self.earlier: dict[int, tuple[int, frozenset[int], GroupKind | None]] = {}  # key -> (id, members, kind)
+        self.clone_of: dict[int, int] = {}
+        self.copies: dict[tuple[int, int], int] = {}  # (original, group key) -> its copy in that group
+        self.graph_version = 0
+        self.refused: dict[tuple[int, int], tuple[int, int, int]] = {}
+        self.decisions: dict[tuple[int, int], tuple[str, str, str | None, int | None]] = {}
+        self._keys = 0
+        for group_id, nodes in graph.groups().items():
+            key = self._new_key(set(nodes))
+            try:
+                kind = classify_group(neighbourhood(graph, set(nodes)), nodes).kind
+            except GroupError:
+                kind = None
+            self.earlier[key] = (group_id, frozenset(nodes), kind)
+        self.stat_nodes = self.stat_groups = self.stat_recomputed = self.stat_shared = 0
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _new_key(self, nodes: set[int]) -> int:
+        key = self._keys
+        self._keys += 1
+        self.members[key] = set(nodes)
+        self.version[key] = 0
+        for node in nodes:
+            self.group_of[node] = key
+        return key
+
+    def _label(self, node: int, graph: Graph | None = None) -> str:
+        if node in self.clone_of:
+            return "a copy of " + self._label(self.clone_of[node])
+        if node in self.source:
+            return node_label(self.source, node, self.names)
+        return node_label(graph if graph is not None else self.graph, node, self.names)
+
+    def _order(self, node: int) -> int:
+        return self.index.get(self.clone_of.get(node, node), len(self.index) + node)
+
+    def _rename(self, message: str, graph: Graph) -> str:
+        """`classify_group` names nodes `%<id>`; use the printer's names, as everywhere else."""
+        def name(found: re.Match) -> str:
+            node = int(found.group(1))
+            if node in self.clone_of:
+                return "a copy of " + self.names.get(self.clone_of[node], found.group(0))
+            return self.names.get(node, found.group(0)) if node in self.source else found.group(0)
+        return re.sub(r"%(\d+)\b", name, message)
+
+    def _block(self, node: int) -> set[int]:
+        """The nodes of `node`'s kernel in the grouping being built."""
+        key = self.group_of.get(node)
+        return self.members[key] if key is not None and key in self.members else {node}
+
+    def _growable(self, key: int) -> bool:
+        return key not in self.earlier or self.earlier[key][2] in self.policy.kinds
+
+    def _decide(self, producer: int, consumer: int, how: str, reason: str = "", category: str | None = None,
+                key: int | None = None) -> None:
+        self.decisions[(producer, consumer)] = (how, reason, category, key)
+
+    def _outside_users(self, node: int, inside: set[int]) -> list[int]:
+        return [u for u in self.graph.users(node) if u not in inside]
+
+    # -- growing -------------------------------------------------------------------------------
+
+    def run(self) -> Graph:
+        grown: dict[int, tuple[int, int]] = {}
+        for node in self.graph.topological_order():
+            if node not in self.graph or not self.policy.seed(self.graph, node):
+                continue
+            if dense_everywhere(self.graph, node) is not None:
+                continue
+            key = self.group_of.get(node)
+            if key is None:
+                key = self._new_key({node})
+            elif not self._growable(key) or grown.get(key) == (self.version[key], self.graph_version):
+                continue
+            self._grow(key)
+            grown[key] = (self.version[key], self.graph_version)
+        if self.options.recompute:
+            self._unmaterialise()
+        return self._finish()
+
+    def _grow(self, key: int) -> None:
+        progressed = True
+        while progressed:
+            progressed = False
+            for producer, consumer in self._frontier(key):
+                if self._consider(producer, consumer, key):
+                    progressed = True
+                    break
+
+    def _frontier(self, key: int) -> list[tuple[int, int]]:
+        inside = self.members[key]
+        pairs = set()
+        for node in inside:
+            pairs.update((p, node) for p in self.graph.operands(node)
+                         if p not in inside and self.graph.node(p).op != "param")
+            pairs.update((node, c) for c in self.graph.users(node) if c not in inside)
+        return sorted(pairs, key=lambda pair: (self._order(pair[0] if pair[1] in inside else pair[1]), pair))
+
+    def _consider(self, producer: int, consumer: int, key: int) -> bool:
+        state = (key, self.version[key], self.graph_version)
+        if self.refused.get((producer, consumer)) in (state, _FINAL):
+            return False
+        try:
+            self._join(producer, consumer, key)
+            return True
+        except Refused as refusal:
+            self.refused[(producer, consumer)] = _FINAL if refusal.permanent else state
+            self._decide(producer, consumer, "not fused", refusal.reason, refusal.category)
+            return False
+
+    def _join(self, producer: int, consumer: int, key: int) -> None:
+        inside = self.members[key]
+        outside = producer if consumer in inside else consumer
+        if outside == producer and (producer, key) in self.copies:
+            copy = self.copies[(producer, key)]
+            for user, index in self.graph.uses(producer):
+                if user == consumer:
+                    self.graph.set_operand(user, index, copy)
+            self.graph_version += 1
+            self._decide(producer, consumer, "recomputed", "reads the group's copy", key=key)
+            return
+        refusal = self.policy.admit(self.graph, outside)
+        if refusal is not None:
+            raise Refused(refusal[0], f"{self._label(outside)} {refusal[1]}", permanent=True)
+        other = self.group_of.get(outside)
+        if other is not None and other in self.earlier and not self._growable(other):
+            group_id, _, kind = self.earlier[other]
+            raise Refused("group-kind", f"{self._label(outside)} is in group {group_id}, a {kind} kernel formed "
+                                         f"by an earlier pass", permanent=True)
+        for rule in fusion_rules():
+            reason = rule.check(self.graph, producer, consumer)
+            if reason:
+                raise Refused("user-rule", f"rule '{rule.name}' ({rule.origin}): {reason}", permanent=True)
+        union = inside | (self.members[other] if other is not None else {outside})
+        try:
+            self._check(self.graph, union)
+        except Refused as shared:
+            users = self._outside_users(producer, union) if outside == producer else []
+            if users or (outside == producer and self.graph.is_output(producer)):
+                self._recompute(producer, consumer, key, shared, users)
+                return
+            raise
+        self._absorb(key, other, outside)
+        note = ""
+        if outside == producer:
+            users = self._outside_users(producer, self.members[key])
+            if users:
+                note = "also stored for " + ", ".join(self._label(u) for u in users)
+        self._decide(producer, consumer, "fused", note, key=key)
+
+    def _absorb(self, key: int, other: int | None, node: int) -> None:
+        """Add `node` (ungrouped) or all of group `other` to group `key`."""
+        if other is None:
+            nodes = {node}
+        else:
+            nodes = self.members.pop(other)
+            for (original, owner), copy in list(self.copies.items()):
+                if owner == other:
+                    self.copies.setdefault((original, key), copy)
+        for member in nodes:
+            self.group_of[member] = key
+        self.members[key] |= nodes
+        self.version[key] += 1
+
+    # -- legality ------------------------------------------------------------------------------
+
+    def _check(self, graph: Graph, union: set[int]) -> GroupInfo:
+        """Raise Refused unless `union` may be one group of this pass (rules 3-5)."""
+        if self.options.max_group is not None and len(union) > self.options.max_group:
+            raise Refused("max-group", f"the group would have {len(union)} nodes, more than "
+                                        f"max-group={self.options.max_group}")
+        self._check_reductions(graph, union)
+        loop = reentry(graph, union, self._block)
+        if loop is not None:
+            raise Refused("cycle", f"{self._label(loop, graph)} depends on the group and the group depends on it, "
+                                    "so fusing would create a cycle")
+        try:
+            info = classify_group(neighbourhood(graph, union), union)
+        except GroupError as error:
+            raise Refused("group-contract", self._rename(str(error), graph)) from None
+        if info.kind not in self.policy.kinds:
+            kinds = " or ".join(sorted(str(k) for k in self.policy.kinds))
+            raise Refused("group-kind", f"together they would form a {info.kind} kernel; {self.pass_name} "
+                                         f"forms {kinds} groups")
+        if self.limit is not None:
+            read, written = working_set(graph, union)
+            if read + written > self.limit:
+                raise Refused("working-set", f"the group's working set would be {format_bytes(read + written)} "
+                                              f"(reads {format_bytes(read)}, writes {format_bytes(written)}), "
+                                              f"over the limit of {format_bytes(self.limit)}")
+        return info
+
+    def _check_reductions(self, graph: Graph, union: set[int]) -> None:
+        reductions = sorted((n for n in union if ops.in_group(graph.node(n).op, ops.REDUCTION)), key=self._order)
+        if not reductions:
+            return
+        first = reductions[0]
+        domain = graph.node(graph.operands(first)[0]).type
+        axes = graph.node(first).attr("axes")
+        for other in reductions[1:]:
+            their = graph.node(graph.operands(other)[0]).type
+            if their.shape != domain.shape or graph.node(other).attr("axes") != axes:
+                raise Refused("reduction-boundary", f"{self._label(other, graph)} reduces axes "
+                               f"{list(graph.node(other).attr('axes'))} of {their}, but {self._label(first, graph)} "
+                               f"reduces axes {list(axes)} of {domain}: one kernel reduces one set of axes")
+        kept = tuple(1 if i in axes else d for i, d in enumerate(domain.shape))
+        dropped = tuple(d for i, d in enumerate(domain.shape) if i not in axes)
+        if dropped == kept:
+            return
+        for node in union:
+            if graph.node(node).type.shape != domain.shape:
+                continue
+            for operand in graph.operands(node):
+                if operand in union and graph.node(operand).type.shape == dropped:
+                    raise Refused("reduction-boundary", f"{self._label(node, graph)} reads {self._label(operand, graph)}, a "
+                                   f"reduced value without keepdims (shape {list(dropped)}), which does not line "
+                                   f"up with the domain {list(domain.shape)}")
+
+    # -- result --------------------------------------------------------------------------------
+
+    def _finish(self) -> Graph:
+        graph = self.graph
+        graph.remove_dead()
+        kept: dict[int, set[int]] = {}
+        for key, nodes in self.members.items():
+            nodes = {n for n in nodes if n in graph}
+            if len(nodes) >= 2 or (key in self.earlier and nodes):
+                kept[key] = nodes
+        final: dict[int, int] = {}
+        for key, nodes in kept.items():
+            if key in self.earlier and frozenset(nodes) == self.earlier[key][1]:
+                final[key] = self.earlier[key][0]
+        for node, payload in list(graph.nodes()):
+            if payload.group is not None:
+                graph.set_node(node, payload.replace(group=None))
+        for key, group_id in final.items():
+            for node in kept[key]:
+                graph.set_node(node, graph.node(node).replace(group=group_id))
+        for key in sorted(kept, key=lambda k: min(self._order(n) for n in kept[k])):
+            if key in final:
+                continue
+            final[key] = self.ctx.new_group_id(self.source)
+            for node in kept[key]:
+                graph.set_node(node, graph.node(node).replace(group=final[key]))
+            self.stat_groups += 1
+            self.stat_nodes += len(kept[key])
+        for key, group_id in final.items():
+            try:
+                if reentry(graph, kept[key]) is not None:
+                    raise GroupError("it is not convex")
+                info = classify_group(neighbourhood(graph, kept[key]), kept[key])
+            except GroupError as error:
+                raise AssertionError(f"fusion formed an invalid group {group_id} {sorted(kept[key])}: {error}") from None
+            if not (key in self.earlier and frozenset(kept[key]) == self.earlier[key][1]):
+                self.stat_shared += sum(1 for n in info.outputs if any(u in kept[key] for u in graph.users(n)))
+        if not kernels_acyclic(graph):
+            raise AssertionError("fusion made the graph of kernels cyclic")
+        self.stat_recomputed = sum(1 for n in self.clone_of if n in graph)
+        self._log(final)
+        return graph
+
+    def _log(self, final: dict[int, int]) -> None:
+        for (producer, consumer) in sorted(self.decisions, key=lambda pc: (self._order(pc[1]), self._order(pc[0]))):
+            how, reason, category, key = self.decisions[(producer, consumer)]
+            self.ctx.log_fusion(FusionDecision(self.pass_name, producer, consumer, self._label(producer),
+                                               self._label(consumer), how, reason, category,
+                                               final.get(key) if key is not None else None))

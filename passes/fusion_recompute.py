@@ -1,0 +1,143 @@
+"""Values with several consumers in the fusion passes: share, recompute, or refuse (the documented rule).
+
+A mixin of `passes.fusion_engine.Fuser`. `_recompute` is called when a producer with outside users
+cannot be shared with a group; `_unmaterialise` runs after growing and removes stored values that
+every consumer group can recompute. The rule and why it is legal are in `passes.fusion_common`.
+"""
+
+from __future__ import annotations
+
+from ir import ops
+from ir.graph import Graph
+from passes.context import format_bytes
+from passes.fusion_common import Refused
+from passes.fusion_cost import boundary, is_cheap, value_bytes
+
+Plan = list[tuple[int, int, tuple[int, ...] | None]]  # (user, operand index, shape of the copy or None)
+
+
+class Recompute:
+    def _recompute(self, producer: int, consumer: int, key: int, shared: Refused, users: list[int]) -> None:
+        """Join a private copy of `producer` to the group, or raise why neither sharing nor that works."""
+        listed = ", ".join(self._label(u) for u in users) or "the program's results"
+        prefix = f"{self._label(producer)} is also used by {listed}"
+        inside = self.members[key]
+        plan = [(user, index, None) for user, index in self.graph.uses(producer) if user in inside]
+        if not self._fits(producer, key, plan):
+            raise shared  # not the other consumers' fault: the pair cannot fuse either way
+        blocker = self._recompute_blocker(producer, key)
+        if blocker is not None:
+            raise Refused("multi-consumer", f"{prefix}, so the group would have to store it too, which it cannot "
+                                             f"({shared.reason}); {blocker}")
+        made = self._adopt(producer, key, plan)
+        self.copies[(producer, key)] = made[-1]
+        self._decide(producer, consumer, "recomputed", f"{prefix}; it is cheap "
+                     f"({self.graph.node(producer).op}), so the group computes its own copy", key=key)
+
+    def _recompute_blocker(self, producer: int, key: int) -> str | None:
+        """Why `producer` may not be recomputed in group `key` (None: it may)."""
+        if not self.options.recompute:
+            return "recomputing is switched off (recompute=false)"
+        if not is_cheap(self.graph, producer):
+            return f"{self.graph.node(producer).op} is too costly to compute twice"
+        inside = self.members[key]
+        read_now, _ = boundary(self.graph, inside)
+        extra = 0
+        for operand in dict.fromkeys(self.graph.operands(producer)):
+            if operand in inside or operand in read_now or self.graph.node(operand).op in ("constant", "iota"):
+                continue
+            home = self.group_of.get(operand)
+            if home is not None and operand not in boundary(self.graph, self.members[home])[1]:
+                return f"a copy would read {self._label(operand)}, which its group does not store"
+            extra += value_bytes(self.graph, operand)
+        if extra > value_bytes(self.graph, producer):
+            return (f"a copy would read {format_bytes(extra)} of operands, more than the "
+                    f"{format_bytes(value_bytes(self.graph, producer))} of reading the value")
+        return None
+
+    def _place(self, graph: Graph, node: int, plan: Plan,
+               inside: set[int]) -> list[int]:
+        """Copy `node` for the uses in `plan` (user, operand index, shape or None for the same type).
+        Constants the copy reads from inside other groups are copied too. Returns the new nodes."""
+        payload = graph.node(node)
+        operands = []
+        made = []
+        for operand in graph.operands(node):
+            source = graph.node(operand)
+            if source.op in ("constant", "iota") and operand in self.group_of and operand not in inside:
+                operand = graph.add(source.op, [], source.attr_dict, type=source.type, loc=source.loc)
+                made.append(operand)
+            operands.append(operand)
+        by_shape: dict[tuple[int, ...] | None, int] = {}
+        for user, index, shape in plan:
+            if shape not in by_shape:
+                value_type = payload.type if shape is None else payload.type.with_shape(shape)
+                by_shape[shape] = graph.add(payload.op, operands, payload.attr_dict, type=value_type,
+                                            loc=payload.loc)
+                made.append(by_shape[shape])
+            graph.set_operand(user, index, by_shape[shape])
+        return made
+
+    def _fits(self, node: int, key: int, plan: Plan) -> bool:
+        """Whether group `key` with copies of `node` for the uses in `plan` is legal (tried and undone)."""
+        made = self._place(self.graph, node, plan, self.members[key])
+        try:
+            self._check(self.graph, self.members[key] | set(made))
+            return True
+        except Refused:
+            return False
+        finally:
+            for user, index, _ in plan:
+                self.graph.set_operand(user, index, node)
+            for copy in made:
+                self.graph.remove(copy)
+
+    def _adopt(self, node: int, key: int, plan: Plan) -> list[int]:
+        """Copy `node` into group `key` for real (see `_place`)."""
+        made = self._place(self.graph, node, plan, self.members[key])
+        for copy in made:
+            self.clone_of[copy] = node
+            self.group_of[copy] = key
+            self.members[key].add(copy)
+        self.version[key] += 1
+        self.graph_version += 1
+        return made
+
+    def _unmaterialise(self) -> None:
+        """Recompute cheap values stored only for other groups in each of them (see the docstring)."""
+        for node in sorted(self.graph.nx.nodes, key=self._order):
+            if node not in self.graph or node in self.clone_of or self.graph.is_output(node):
+                continue
+            if self.graph.node(node).op == "param" or not is_cheap(self.graph, node):
+                continue
+            home = self.group_of.get(node)
+            outside = [u for u in self.graph.users(node) if home is None or self.group_of.get(u) != home]
+            homes = {self.group_of.get(u) for u in outside}
+            targets = sorted(k for k in homes if k is not None and self._growable(k))
+            is_splat = self.graph.node(node).op == "constant"
+            if not targets or (not is_splat and len(targets) < len(homes)):
+                continue
+            plans = [(key, self._plan_copy(node, key, is_splat)) for key in targets]
+            if not is_splat and any(plan is None for _, plan in plans):
+                continue
+            for key, plan in plans:
+                if plan is not None:
+                    self._adopt(node, key, plan)
+                    for user, _, _ in plan:
+                        self._decide(node, user, "recomputed", "a copy inside the group replaces the stored value",
+                                     key=key)
+
+    def _plan_copy(self, node: int, key: int, is_splat: bool) -> Plan | None:
+        """How to copy `node` into group `key`, or None when no copy is legal there."""
+        if not is_splat and self._recompute_blocker(node, key) is not None:
+            return None
+        inside = self.members[key]
+        uses = [(u, i) for u, i in self.graph.uses(node) if u in inside]
+        for shaped in (False, True):
+            if shaped and not (is_splat and all(ops.in_group(self.graph.node(u).op, ops.ELEMENTWISE)
+                                                for u, _ in uses)):
+                return None
+            plan = [(u, i, self.graph.node(u).type.shape if shaped else None) for u, i in uses]
+            if self._fits(node, key, plan):
+                return plan
+        return None

@@ -1,0 +1,132 @@
+"""The pass manager: an ordered list of passes over one IR level, with instruments and checks.
+
+`PassManager.run(ir, ctx)` runs each pass on the result of the one before. Around every pass it
+calls the instruments (printing, timing, explain, statistics) and checks that the pass kept its
+contract: it returned a `Graph`, it did not mutate the graph it was given (compared with a snapshot),
+and, with `verify_each` or for any pass that is not Niche's own, the result passes
+`ir.graph_verifier.verify_graph` (types, acyclicity, convex groups, no dead values).
+
+A pass that breaks the contract, raises, or reports an error stops the pipeline. The error names
+the pass and what it broke; a plugin's failure is a `CompileError` (the user's code is at fault), a
+failure in Niche's own passes an `InternalError`. Either way a reproducer is written first: the IR the
+pass was given, and the command that replays just that pass (`passes.reproducer`).
+
+The manager is written against a level ("graph" now) so that loop-level passes reuse it once the
+loop IR has a verifier and a printer: `check_result` and the snapshot are the level-specific parts.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+from compiler.diagnostics import CompileError, Diagnostic, InternalError, NicheError
+from ir.graph import Graph
+from passes.context import PassContext
+from passes.instruments import PassInstrument
+from passes.pipeline import spec_of
+from passes.registry import Pass, PassInfo, info_of
+from passes.reproducer import write_reproducer
+
+# Verify after every pass even when the caller did not ask for it. Tests switch this on (see
+# tests/passes/conftest.py); the command line has --verify-each.
+VERIFY_EACH_DEFAULT = False
+
+
+class PassManager:
+    def __init__(self, passes: Sequence[Pass], *, instruments: Sequence[PassInstrument] = (),
+                 verify_each: bool = False, level: str = "graph", reproducer_dir: str | None = None,
+                 plugin_files: tuple[str, ...] = (), target: str | None = None) -> None:
+        for pass_ in passes:
+            if pass_.level != level:
+                raise CompileError([Diagnostic(f"pass '{pass_.name}' runs on the {pass_.level} IR, not on the "
+                                               f"{level} IR")])
+        self.passes = list(passes)
+        self.instruments = list(instruments)
+        self.verify_each = verify_each or VERIFY_EACH_DEFAULT
+        self.level = level
+        self.reproducer_dir = reproducer_dir
+        self.plugin_files = plugin_files
+        self.target = target
+
+    def run(self, graph: Graph, ctx: PassContext) -> Graph:
+        """The graph after every pass; `graph` itself is left unchanged."""
+        current = graph
+        for pass_ in self.passes:
+            current = self._run_one(pass_, current, ctx)
+        ctx.current_pass = None
+        for instrument in self.instruments:
+            instrument.after_pipeline(current, ctx)
+        return current
+
+    def _run_one(self, pass_: Pass, graph: Graph, ctx: PassContext) -> Graph:
+        info = info_of(pass_)
+        before = graph.copy()  # for the reproducer, in case the pass mutates `graph`
+        snapshot = fingerprint(graph)
+        ctx.current_pass = pass_.name
+        for instrument in self.instruments:
+            instrument.before_pass(pass_, graph, ctx)
+        start = time.perf_counter()
+        try:
+            result = pass_.run(graph, ctx)
+        except NicheError as error:
+            raise self._failure(pass_, info, before, ctx, f"failed: {error.format()}", error) from error
+        except Exception as error:
+            raise self._failure(pass_, info, before, ctx, f"raised {type(error).__name__}: {error}",
+                                error) from error
+        seconds = time.perf_counter() - start
+        if not isinstance(result, Graph):
+            raise self._failure(pass_, info, before, ctx, f"returned {type(result).__name__} instead of a Graph "
+                                "(run(graph, ctx) must return the new graph)")
+        changed = [part for part, old, new in zip(_PARTS, snapshot, fingerprint(graph)) if old != new]
+        if changed:
+            raise self._failure(pass_, info, before, ctx, f"mutated the graph it was given (its {', '.join(changed)}; "
+                                "a pass must work on a copy: `graph = graph.copy()` first)")
+        if self.verify_each or not info.builtin:
+            self._verify(pass_, info, before, result, ctx)
+        for instrument in self.instruments:
+            instrument.after_pass(pass_, result, ctx, seconds)
+        return result
+
+    def _verify(self, pass_: Pass, info: PassInfo, before: Graph, result: Graph, ctx: PassContext) -> None:
+        from ir.graph_verifier import verify_graph
+        start = time.perf_counter()
+        problems = verify_graph(result)
+        for instrument in self.instruments:
+            instrument.after_verify(pass_, time.perf_counter() - start)
+        if problems:
+            listed = "".join(f"\n  {problem}" for problem in problems)
+            raise self._failure(pass_, info, before, ctx, f"left an invalid graph:{listed}")
+
+    def _failure(self, pass_: Pass, info: PassInfo, before: Graph, ctx: PassContext, what: str,
+                 cause: BaseException | None = None) -> NicheError:
+        ctx.current_pass = None
+        plugins = self.plugin_files
+        if info.plugin_file is not None and info.plugin_file not in plugins:
+            plugins = plugins + (info.plugin_file,)
+        reproducer = write_reproducer(before, str(spec_of(pass_)), pass_.name, self.reproducer_dir, plugins,
+                                      self.target)
+        notes = reproducer.notes()
+        if info.builtin and not isinstance(cause, NicheError):
+            message = f"internal error in pass '{pass_.name}': {what}"
+            notes = notes + ("this is a bug in Niche; rerun with --debug for the traceback",)
+            error: NicheError = InternalError([Diagnostic(message, notes=notes)])
+        else:
+            origin = "" if info.builtin else f" (from {info.origin})"
+            error = CompileError([Diagnostic(f"pass '{pass_.name}'{origin} {what}", notes=notes)])
+        error.reproducer = reproducer
+        error.pass_name = pass_.name
+        return error
+
+
+_PARTS = ("name", "nodes", "edges", "parameters", "outputs", "dims", "attributes", "weights")
+
+
+def fingerprint(graph: Graph) -> tuple:
+    """Everything a pass could change in a graph, for the did-it-mutate-its-input check."""
+    nodes = tuple(sorted((n, data.get("node")) for n, data in graph.nx.nodes(data=True)))
+    edges = tuple(sorted(graph.nx.edges(keys=True)))
+    weights = tuple(sorted((name, id(array)) for name, array in graph.weight_data.items()))
+    attributes = tuple(sorted(graph.attributes.items(), key=lambda item: item[0]))
+    return (graph.name, nodes, edges, tuple(graph.params), tuple(graph.outputs), tuple(sorted(graph.dims.items())),
+            attributes, weights)
