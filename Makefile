@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/niche run examples/mlp.nk --target ref --check
+	$(VENV)/bin/niche run examples/mlp.nk --target cpu --check
 
 test: $(STAMP)
 	$(PY) -m pytest -q

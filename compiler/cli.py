@@ -17,15 +17,18 @@ from typing import Callable, Sequence
 
 from compiler import __version__
 from compiler.diagnostics import NicheError
+from ir.dtypes import parse_dtype
+from passes.flags import add_pass_arguments, pass_options
 
 # Subcommand modules, each with `register(subparsers)` setting `func` on its parser.
-COMMANDS = ["compiler.commands.compile", "compiler.commands.run"]
+COMMANDS = ["compiler.commands.compile", "compiler.commands.run", "compiler.commands.passes",
+            "compiler.commands.targets", "compiler.commands.compare"]
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
-def parse_define(text: str) -> tuple[str, int | float]:
-    """`NAME=VALUE` from -D: VALUE is an int or a float."""
+def parse_define(text: str) -> tuple[str, int | float | str]:
+    """`NAME=VALUE` from -D: VALUE is an int, a float, or a dtype name (`-D DT=bf16`)."""
     name, sep, value = text.partition("=")
     if not sep or not name.isidentifier():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got '{text}'")
@@ -36,7 +39,10 @@ def parse_define(text: str) -> tuple[str, int | float]:
     try:
         return name, float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"the value of {name} must be a number, got '{value}'") from None
+        pass
+    if parse_dtype(value) is not None:
+        return name, value
+    raise argparse.ArgumentTypeError(f"the value of {name} must be a number or a dtype, got '{value}'")
 
 
 def add_program_arguments(parser: argparse.ArgumentParser, target_default: str = "ref") -> None:
@@ -50,11 +56,17 @@ def add_program_arguments(parser: argparse.ArgumentParser, target_default: str =
                              "`niche targets` lists them")
     parser.add_argument("-O", dest="opt_level", type=int, choices=range(4), default=2, metavar="LEVEL",
                         help="optimisation level -O0 .. -O3 (default: -O2)")
+    parser.add_argument("--mesh", metavar="RxC",
+                        help="wse target: the PE mesh to lay the program out on and simulate (default 16x16)")
+    add_pass_arguments(parser)
 
 
 def compile_options(args: argparse.Namespace) -> dict:
-    return {"target": args.target, "defines": dict(args.defines), "entry": args.entry,
-            "opt_level": args.opt_level}
+    options = {"target": args.target, "defines": dict(args.defines), "entry": args.entry,
+               "opt_level": args.opt_level, **pass_options(args)}
+    if getattr(args, "mesh", None) is not None:
+        options["mesh"] = args.mesh  # a target option (CompileOptions.extra)
+    return options
 
 
 def write_atomically(path: str | Path, data: str | bytes) -> None:

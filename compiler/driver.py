@@ -8,6 +8,7 @@ shapes of the arguments; each new binding specialises the program again (cached 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,6 +162,8 @@ class Program:
 
     def _require_specialized(self) -> None:
         if self._graph is None:
+            # Building the graph reports each unbound dimension where the signature uses it.
+            self.source.specialize(self.options.defines, self.options.entry)
             symbols = ", ".join(sorted(self.free_symbols))
             raise CompileError([Diagnostic(
                 f"dimension(s) {symbols} have no value yet: call the program with inputs (their shapes bind "
@@ -185,7 +188,8 @@ class Program:
         return self._cache[key]
 
     def _run_graph_passes(self, graph: Graph) -> Graph:
-        return graph
+        from passes.graph_pipeline import run_graph_pipeline
+        return run_graph_pipeline(graph, self.options)
 
     @property
     def name(self) -> str:
@@ -211,12 +215,17 @@ class Program:
             return graph_to_dot(self.graph)
         if kind in self.artifact.emit_kinds:
             return self.artifact.emit(kind)
-        kinds = ", ".join(("graph", "dot") + tuple(self.artifact.emit_kinds))
+        if kind == "loops":  # the target has no loops of its own: the unscheduled (naive) lowering
+            from ir.loop_printer import print_program
+            from passes.lowering import lower_to_loops
+            return print_program(lower_to_loops(self.graph))
+        kinds = ", ".join(self.emit_kinds)
         raise CompileError([Diagnostic(f"target '{self.target}' cannot emit '{kind}' (it emits: {kinds})")])
 
     @property
     def emit_kinds(self) -> tuple[str, ...]:
-        return ("graph", "dot") + tuple(self.artifact.emit_kinds)
+        own = tuple(self.artifact.emit_kinds)
+        return ("graph", "dot") + own + (() if "loops" in own else ("loops",))
 
     # -- calling --------------------------------------------------------------------------------
 
@@ -302,11 +311,21 @@ class Program:
         return checked
 
 
+def _options(target: str, defines: Mapping[str, int | float] | None, entry: str | None, opt_level: int,
+             extra: dict[str, Any]) -> CompileOptions:
+    """Keywords that name a CompileOptions field set it (passes=, pass_stats=, ...); the rest go to `extra`."""
+    names = {f.name for f in dataclasses.fields(CompileOptions)} - {"extra", "target", "defines", "entry",
+                                                                     "opt_level"}
+    fields = {key: value for key, value in extra.items() if key in names}
+    rest = {key: value for key, value in extra.items() if key not in names}
+    return CompileOptions(target=target, defines=dict(defines or {}), entry=entry, opt_level=opt_level,
+                          extra=rest, **fields)
+
+
 def compile(source: str | Path, target: str = "ref", *, defines: Mapping[str, int | float] | None = None,
             entry: str | None = None, opt_level: int = 2, **extra: Any) -> Program:
     """Compile a .nk file (or a saved .graph) for `target`; returns a callable Program."""
-    options = CompileOptions(target=target, defines=dict(defines or {}), entry=entry, opt_level=opt_level,
-                             extra=extra)
+    options = _options(target, defines, entry, opt_level, extra)
     return Program(Source.from_file(source), options)
 
 
@@ -314,8 +333,7 @@ def compile_string(text: str, target: str = "ref", *, name: str = "<string>",
                    defines: Mapping[str, int | float] | None = None, entry: str | None = None,
                    opt_level: int = 2, **extra: Any) -> Program:
     """Like `compile`, from source text."""
-    options = CompileOptions(target=target, defines=dict(defines or {}), entry=entry, opt_level=opt_level,
-                             extra=extra)
+    options = _options(target, defines, entry, opt_level, extra)
     return Program(Source.from_text(text, name), options)
 
 

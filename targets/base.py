@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 import numpy as np
 
 from compiler.diagnostics import NicheError
 from ir.graph import Graph
+
+if TYPE_CHECKING:
+    from targets.cost import CostReport
+    from targets.spec import HardwareSpec
 
 
 @dataclass
@@ -26,6 +30,23 @@ class CompileOptions:
     entry: str | None = None
     opt_level: int = 2
     extra: dict[str, Any] = field(default_factory=dict)  # target-specific options (e.g. mesh size)
+    # Graph passes (passes/graph_pipeline.py; the flags are in passes/flags.py).
+    passes: str | None = None  # a pipeline string; None runs the default pipeline of opt_level
+    load_passes: tuple[str, ...] = ()  # plugin files whose @register_pass classes register
+    verify_each: bool = False  # run the graph verifier after every pass
+    print_ir_after_all: bool = False  # print the graph (stdout) after every pass
+    print_ir_after: tuple[str, ...] = ()  # ... after the passes with these names
+    pass_timing: bool = False  # a table of time per pass (stderr)
+    pass_stats: bool = False  # each pass's statistics (stderr)
+    explain_fusion: bool = False  # every fusion decision with its reason (stderr)
+    reproducer_dir: str | None = None  # where a failing pass's reproducer goes (default ./.niche-repro)
+    fusion_working_set_limit: int | None = None  # bytes a fusion group may read and write; None: target's
+    # Pricing (`niche compare`; targets/partition.py): chips to spread the program over (None: as few as
+    # hold it), the partitioning strategy, and whether the artifact is only priced (a target may then
+    # stop before code generation and return a `PricingArtifact`).
+    chips: int | None = None
+    partition: str = "auto"  # auto, tensor, pipeline
+    for_pricing: bool = False
 
     @property
     def target_name(self) -> str:
@@ -47,10 +68,36 @@ class Artifact(Protocol):
 
 
 class Target(Protocol):
+    """A target: its name, the hardware spec it prices (`targets.spec`; None for the reference
+    interpreter), `compile` (the code it emits) and `estimate` (a `targets.cost.CostReport` of an
+    artifact it compiled, from its cost model). A target without a cost model has no `estimate`."""
+
     name: str
     summary: str
+    spec: HardwareSpec | None
 
     def compile(self, graph: Graph, options: CompileOptions) -> Artifact: ...
+
+    def estimate(self, artifact: Artifact) -> CostReport: ...
+
+
+class PricingArtifact:
+    """What a target compiled with `for_pricing` returns when it stops before code generation: the
+    graph, the loop program where the target built one, and the options; it is priced, never run."""
+
+    emit_kinds: tuple[str, ...] = ()
+
+    def __init__(self, graph: Graph, options: CompileOptions, loops: Any = None, description: str = "") -> None:
+        self.graph = graph
+        self.options = options
+        self.loops = loops  # an ir.loops.LoopProgram, or None
+        self.description = description or f"{options.target} (compiled for pricing only)"
+
+    def emit(self, kind: str) -> str | bytes:
+        raise TargetError(f"{self.description}: nothing to emit ('{kind}'); compile without pricing")
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        raise TargetError(f"{self.description}: cannot run; compile without pricing")
 
 
 class TargetError(NicheError):
@@ -61,6 +108,10 @@ class TargetError(NicheError):
 # `niche --help` does not pay for LLVM.
 _TARGETS: dict[str, str] = {
     "ref": "targets.ref:ReferenceTarget",
+    "cpu": "targets.cpu.target:CpuTarget",
+    "gpu": "targets.gpu.target:GpuTarget",
+    "wse": "targets.wse.target:WseTarget",
+    "lpu": "targets.lpu.target:LpuTarget",
 }
 _INSTANCES: dict[str, Target] = {}
 
