@@ -6,8 +6,19 @@
     print(prog.ir("graph"))
 """
 
+from typing import Any
+
 from compiler.diagnostics import ArgumentError, CompileError, Diagnostic, InternalError, NicheError
-from compiler.driver import Program, compile, compile_string
+
+
+def __getattr__(name: str) -> Any:
+    # The driver imports the targets, which import compiler.diagnostics: load it on first use so that
+    # importing any module of the project first (targets.base, say) never meets a half-initialised package.
+    if name in ("Program", "compile", "compile_string"):
+        from compiler import driver
+        return getattr(driver, name)
+    raise AttributeError(f"module 'compiler' has no attribute '{name}'")
+
 
 __version__ = "0.1.0"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from compiler import __version__
-from compiler.diagnostics import NicheError
+from compiler.diagnostics import InternalError, NicheError
 from ir.dtypes import parse_dtype
 from passes.flags import add_pass_arguments, pass_options
 
@@ -110,6 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Callable[[argparse.Namespace], int] = args.func
     try:
         return command(args) or EXIT_OK
+    except InternalError as error:  # a bug in Niche found by one of its own checks (names the pass)
+        print(f"niche: {error.format()}", file=sys.stderr)
+        print("niche: this is a bug in Niche; rerun with --debug for the traceback", file=sys.stderr)
+        if args.debug and error.__cause__ is not None:
+            traceback.print_exception(error.__cause__)
+        return EXIT_INTERNAL
     except NicheError as error:
         print(error.format(), file=sys.stderr)
         if args.debug and error.__cause__ is not None:

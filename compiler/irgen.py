@@ -163,6 +163,7 @@ class IRGen:
         self.fail_if_errors()
         for value in results:
             self.graph.outputs.append(value.node)
+        self.graph.remove_dead()  # values the source computes but never uses (`y = exp(x)` unused)
         return self.graph
 
     def _apply_function_decorators(self, func: ast.FuncDef) -> None:

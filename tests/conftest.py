@@ -19,6 +19,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _verify_after_every_pass(monkeypatch: pytest.MonkeyPatch):
+    """In tests the graph verifier runs after every pass of every pipeline (--verify-each)."""
+    from passes import manager
+    monkeypatch.setattr(manager, "VERIFY_EACH_DEFAULT", True)
+    yield
+
+
 def _environment() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
