@@ -1,0 +1,255 @@
+"""`WseTarget.estimate`: the cost report of a program on wafers, from the analytical model.
+
+Pricing never lays the program out PE by PE, never simulates and never allocates its tensors: it cuts
+the graph into the same regions as the compiler (`targets.wse.regions`), counts from shapes what each
+needs (`targets.wse.analysis`), sizes and places them on full wafers and prices one step
+(`targets.wse.pricing`). Time grows linearly with the number of regions.
+
+Weights are resident when they fit the wafers allowed (`--chips`, or as many as they need), else
+streamed from MemoryX (`weights="auto"`); `weights="resident"` or `"streamed"` forces one. The report:
+
+* latency: one step through the pipeline (its fill); throughput: steps in flight every `interval`
+  (the busiest region or wafer I/O), so tokens/s (all users) = tokens per step / interval, and tokens/s
+  per user = tokens per user per step / latency (a user's next token waits for the previous one);
+* energy and money per step: the systems' power and price over the steady-state interval (steps are
+  pipelined, so each step occupies the wafers for one interval), stated in the report;
+* per region (a kernel): FLOPs useful and fired, cycles of compute and fabric, its PEs and memory;
+* the binding resource of the fill latency (compute, fabric, interconnect between wafers, io from the
+  host, mem:memoryx for streamed weights), PE utilization, fabric load, memory per PE, and the sparsity
+  gain when weights are sparse (the same program priced with dense weights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ir.graph import Graph
+from targets.cost import Amounts, Cost, CostReport, Energy, KernelReport, Money, Placement, TokenMetrics
+from targets.spec import HardwareSpec
+from targets.spec_schema import precision_of
+from targets.units import format_si, format_time
+from targets.wse.analysis import Analysis, RegionFacts, default_state
+from targets.wse.machine import WseMachine
+from targets.wse.pricing import Plan, Priced, Pricer
+from targets.wse.regions import partition
+from targets.wse.sparsity import Sparsity
+
+
+@dataclass(frozen=True)
+class PricingOptions:
+    wafers: int | None = None  # wafers allowed (None: as many as resident weights need)
+    weights: str = "auto"  # auto | resident | streamed
+    density: float | None = None
+    state: tuple[str, ...] | None = None
+
+
+@dataclass
+class PricedProgram:
+    plan: Plan
+    facts: list[RegionFacts]
+    weight_bytes: float
+    state_bytes: float
+
+
+def price(graph: Graph, machine: WseMachine, options: PricingOptions, ignore_sparsity: bool = False) -> PricedProgram:
+    parts = partition(graph)
+    sparsity = Sparsity(graph, machine, options.density, ignore=ignore_sparsity)
+    state = set(options.state) if options.state is not None else default_state(graph)
+    facts = Analysis(graph, parts, machine, sparsity, state).facts
+    pricer = Pricer(machine)
+    outputs = sum(graph.node(o).type.nbytes for o in dict.fromkeys(graph.outputs))
+    weight_bytes = state_bytes = 0.0
+    for param in graph.params:
+        payload = graph.node(param)
+        if payload.attr("weight"):
+            weight_bytes += payload.type.nbytes
+        elif payload.attr("name") in state:
+            state_bytes += payload.type.nbytes
+    resident = pricer.resident(facts, options.wafers, outputs)
+    needed = resident.wafers_needed
+    if options.weights == "streamed" or (options.weights == "auto" and resident.fits and options.wafers is not None
+                                         and options.wafers < needed):
+        plan = pricer.streamed(facts, options.wafers or 1, needed)
+        if weight_bytes > machine.memoryx_bytes:
+            plan.fits = False
+            plan.reason = (f"weights ({format_si(weight_bytes, 'B')}) exceed MemoryX "
+                           f"({format_si(machine.memoryx_bytes, 'B')})")
+    else:
+        plan = resident
+        if plan.fits and options.wafers is not None and options.wafers < needed:
+            plan.fits = False
+            plan.reason = (f"resident weights need {needed} wafers, only {options.wafers} allowed (weights='resident'); "
+                           "allow more (--chips) or stream them")
+    return PricedProgram(plan, facts, weight_bytes, state_bytes)
+
+
+def estimate_graph(graph: Graph, machine: WseMachine, spec: HardwareSpec, target: str,
+                   options: PricingOptions = PricingOptions()) -> CostReport:
+    priced = price(graph, machine, options)
+    plan = priced.plan
+    name = graph.name
+    placement = _placement(priced, machine)
+    assumptions = _assumptions(graph, priced, machine, spec, options)
+    if not plan.fits:
+        return CostReport(target, spec.name, name, placement, assumptions=tuple(assumptions),
+                          explanation=placement.reason, level="graph")
+    kernels = tuple(_kernel(p, machine, plan) for p in plan.priced)
+    peak = _peak(machine, priced)
+    executed = sum(p.facts.executed for p in plan.priced)
+    total = Cost(flops_useful=sum(p.facts.flops for p in plan.priced), flops_executed=executed,
+                 transcendentals=sum(p.facts.transcendentals for p in plan.priced),
+                 bytes=Amounts.of(item for k in kernels for item in k.cost.bytes.items),
+                 time=Amounts.of(item for k in kernels for item in k.cost.time.items), latency=plan.latency,
+                 bound=Amounts.of(plan.bound), peak_chip_seconds=executed / peak,
+                 ops=Amounts.of(item for k in kernels for item in k.cost.ops.items))
+    wafers = plan.wafers
+    energy = Energy(machine.system_power_w * wafers * plan.interval,
+                    f"system power ({machine.system_power_w / 1e3:g} kW) x {wafers} wafer(s) x the steady-state "
+                    f"interval ({format_time(plan.interval)}): steps are pipelined, each occupies the wafers for "
+                    "one interval")
+    money = None
+    if machine.price_per_hour is not None:
+        money = Money(machine.price_per_hour * wafers * plan.interval / 3600.0,
+                      f"${machine.price_per_hour:g} per system-hour x {wafers} wafer(s) x the steady-state interval")
+    tokens = _tokens(graph, plan, money, energy)
+    explanation = _explain(priced, machine, options, graph)
+    return CostReport(target, spec.name, name, placement, kernels, energy, money, tokens, tuple(assumptions),
+                      explanation, "graph", True, total)
+
+
+def _peak(machine: WseMachine, priced: PricedProgram) -> float:
+    dtype = max(priced.plan.priced, key=lambda p: p.facts.executed).facts.dtype if priced.plan.priced else None
+    lanes = machine.lanes(dtype) if dtype is not None else machine.fmac_lanes_f16
+    return 2.0 * lanes * machine.mesh_pes * machine.clock_hz
+
+
+def _kind(p: Priced) -> str:
+    region = p.facts.region
+    if region.kind == "matmul":
+        return "matmul"
+    if region.reduce_axes:
+        return "reduction"
+    return "elementwise" if p.facts.vector_ops else "copy"
+
+
+def _kernel(p: Priced, machine: WseMachine, plan: Plan) -> KernelReport:
+    f = p.facts
+    clock = machine.clock_hz
+    time = {"compute": p.compute / clock, "fabric": max(p.stream, p.reduce) / clock}
+    if plan.mode == "streamed":
+        time["mem:memoryx"] = p.io
+    latency = max(p.latency / clock, p.io) if plan.mode == "streamed" else p.latency / clock
+    binder = "mem:memoryx" if plan.mode == "streamed" and p.io >= p.latency / clock else p.binding
+    inputs = f.inputs
+    cost = Cost(flops_useful=f.flops, flops_executed=f.executed, transcendentals=f.transcendentals,
+                bytes=Amounts.of({"mem:sram": inputs.stationary + inputs.moving + f.out_bytes,
+                                  "fabric": inputs.dynamic, "io": inputs.host}),
+                time=Amounts.of(time), latency=latency, bound=Amounts.of({binder: latency}),
+                peak_chip_seconds=f.executed / (2.0 * machine.lanes(f.dtype) * machine.mesh_pes * clock),
+                ops=Amounts.of({f"fmac:{precision_of(f.dtype)}": f.executed}))
+    rows, cols = p.rect
+    note = f"{rows}x{cols} PEs at ({p.origin[0]},{p.origin[1]}), {p.bytes_per_pe:,.0f} B/PE"
+    if f.density < 1:
+        note += f", weights {f.density:.0%} non-zero"
+    return KernelReport(f"r{f.region.id} {f.region.label}", _kind(p), cost, 1, p.wafer, note)
+
+
+def _placement(priced: PricedProgram, machine: WseMachine) -> Placement:
+    plan = priced.plan
+    resident = priced.weight_bytes + priced.state_bytes
+    capacity = float(machine.wafer_bytes)
+    strategy = "pipeline" if plan.mode == "resident" else "pipeline, weights streamed"
+    if not plan.fits:
+        return Placement(strategy, 0, plan.wafers_needed, 1, max(1, plan.wafers), resident, capacity, False, plan.reason)
+    what = f"{format_si(priced.weight_bytes, 'B')} of weights"
+    if priced.state_bytes:
+        where = "on the wafers" if plan.state_resident else "streamed too"
+        what += f" + {format_si(priced.state_bytes, 'B')} of state (KV cache) {where}"
+    if plan.mode == "resident":
+        reason = (f"weights resident: {what}, on {plan.wafers} wafer(s) of {machine.mesh_pes:,} PEs "
+                  f"({machine.usable_bytes_per_pe:,} B usable each), a pipeline of wafers")
+    else:
+        reason = (f"weights streamed from MemoryX at {format_si(machine.io_bytes_per_s, 'B/s')}: {what}; "
+                  f"resident they would need {plan.wafers_needed} wafer(s), {plan.wafers} allowed")
+    return Placement(strategy, plan.wafers, plan.wafers_needed, 1, plan.wafers, resident, capacity, True, reason)
+
+
+def _tokens(graph: Graph, plan: Plan, money: Money | None, energy: Energy) -> TokenMetrics | None:
+    tokens = graph.attributes.get("tokens")
+    if not tokens or plan.latency <= 0 or plan.interval <= 0:
+        return None
+    users = int(graph.attributes.get("users", 1))
+    per_second = tokens / plan.interval
+    usd = money.usd / tokens * 1e6 if money is not None else None
+    return TokenMetrics(int(tokens), users, per_second, tokens / users / plan.latency, usd, energy.joules / tokens)
+
+
+def _explain(priced: PricedProgram, machine: WseMachine, options: PricingOptions, graph: Graph) -> str:
+    plan = priced.plan
+    clock = machine.clock_hz
+    wafer_pes = plan.wafers * machine.mesh_pes
+    occupied = sum(p.pes for p in plan.priced) / wafer_pes if plan.mode == "resident" else 1.0
+    busy = (sum(p.pes * p.compute for p in plan.priced) / (wafer_pes * plan.interval * clock)
+            if plan.interval > 0 and plan.mode == "resident" else 0.0)
+    shares = ", ".join(f"{k} {v / plan.latency:.0%}" for k, v in sorted(plan.bound.items(), key=lambda kv: -kv[1])
+                       if plan.latency > 0)
+    text = (f"{plan.mode} weights on {plan.wafers} wafer(s); step latency {format_time(plan.latency)} ({shares}); "
+            f"steady state one step every {format_time(plan.interval)}, set by {plan.bottleneck}")
+    if plan.mode == "resident":
+        memory = max((p.bytes_per_pe for p in plan.priced), default=0.0)
+        hops = sum(p.fabric_wavelet_hops for p in plan.priced)
+        links = wafer_pes * 4
+        load = hops / (links * plan.interval * clock) if plan.interval > 0 else 0.0
+        text += (f"; PEs {occupied:.0%} occupied, FMAC busy {busy:.0%} in steady state; up to "
+                 f"{memory:,.0f} B per PE; fabric {hops:.3g} wavelet-hops per step ({load:.1%} of link capacity)")
+    gain = _sparsity_gain(priced, machine, options, graph)
+    if gain:
+        text += "; " + gain
+    return text
+
+
+def _sparsity_gain(priced: PricedProgram, machine: WseMachine, options: PricingOptions, graph: Graph) -> str:
+    sparse = [f for f in priced.facts if f.density < 1 and f.per_step]
+    if not sparse:
+        return ""
+    dense = price(graph, machine, options, ignore_sparsity=True)
+    fired = sum(f.executed for f in priced.facts if f.per_step)
+    dense_fired = sum(f.executed for f in dense.facts if f.per_step)
+    held = sum(f.inputs.stationary for f in priced.facts if f.per_step)
+    dense_held = sum(f.inputs.stationary for f in dense.facts if f.per_step)
+    plan, other = priced.plan, dense.plan
+    low, high = min(f.density for f in sparse), max(f.density for f in sparse)
+    share = f"{low:.0%}" if abs(high - low) < 0.005 else f"{low:.0%}-{high:.0%}"
+    text = (f"sparsity: weights at {share} non-zeros fire {dense_fired / fired:.1f}x "
+            f"fewer FLOPs and hold {dense_held / held:.1f}x less weight memory than dense")
+    if plan.memory_pes and other.memory_pes:
+        text += f"; {plan.memory_pes:,} PEs hold the data vs {other.memory_pes:,} dense"
+    if other.fits and plan.fits and plan.latency > 0:
+        text += (f"; dense: latency {format_time(other.latency)} vs {format_time(plan.latency)}, interval "
+                 f"{format_time(other.interval)} vs {format_time(plan.interval)}, {other.wafers} vs {plan.wafers} "
+                 "wafer(s)")
+    return text
+
+
+def _assumptions(graph: Graph, priced: PricedProgram, machine: WseMachine, spec: HardwareSpec,
+                 options: PricingOptions) -> list[str]:
+    plan = priced.plan
+    state = options.state if options.state is not None else tuple(sorted(default_state(graph)))
+    items = [f"weights {plan.mode}" + (f" on {plan.wafers} wafer(s)" if plan.fits else ""),
+             f"wafers: {machine.mesh_width}x{machine.mesh_height} usable PEs each, {machine.usable_bytes_per_pe:,} B "
+             f"per PE for data ({machine.code_reserve:,} B kept for code and buffers)",
+             "inputs kept on the wafer between steps (state): " + (", ".join(state) if state else "none"),
+             "steps are pipelined: tokens/s (all users) counts a new step every steady-state interval; "
+             "energy and cost per step are over that interval",
+             "regions reading weights only are computed once at configuration, not per step",
+             "the analytical model prices the same regions and splits as the compiler, on full wafers: "
+             "compute, fabric streams and partial-sum reductions overlap inside a region",
+             f"{graph.attributes.get('users', 1)} user(s), {graph.attributes.get('tokens', '?')} token(s) per step"
+             if graph.attributes.get("tokens") else "no token counts (not an @tokens program)"]
+    densities = {f.density for f in priced.facts if f.density < 1}
+    if densities:
+        items.append(f"sparse weights: {', '.join(f'{d:.0%}' for d in sorted(densities))} non-zeros; each PE fires "
+                     "only on the non-zeros it holds, stored with a "
+                     f"{machine.sparse_index_bytes}-byte index each")
+    items.extend(machine.assumptions())
+    return items
