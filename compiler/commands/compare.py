@@ -1,0 +1,226 @@
+"""`niche compare`: price one program on several targets side by side, with the winner per metric and why.
+
+    niche compare examples/llama_decode.nk --targets cpu,gpu:h100,lpu,wse:wse3 -D B=16 -D T=4096
+
+Every figure is a cost model's estimate (the output says so). Targets whose backend is not built are
+skipped with a note and get no number. `--json` prints the full reports (schema in
+docs/comparing-targets.md); `--plot out.png` draws the metrics and a roofline per target (matplotlib);
+`--measure` also runs the CPU kernels and prints measured beside predicted time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from typing import TextIO
+
+from compiler.cli import parse_define, write_atomically
+from compiler.diagnostics import ArgumentError
+from targets.comparison import METRICS, Comparison, run_comparison
+from targets.cost import CostReport
+from targets.units import format_si, format_time
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "compare", help="price a program on several targets side by side",
+        description="Compile FILE for each target (for pricing only) and print its cost model's estimates "
+                    "side by side: latency, throughput, energy, cost, the binding resource and the chips "
+                    "needed, the best target per metric and why. Estimates, not measurements.")
+    parser.add_argument("file", help="a .nk source file")
+    parser.add_argument("--targets", default="", metavar="LIST",
+                        help="comma-separated targets, NAME or NAME:SPEC, e.g. cpu,gpu:h100,lpu,wse:wse3 "
+                             "(default: every target of this build that has a cost model); `niche targets` "
+                             "lists them")
+    parser.add_argument("-D", dest="defines", metavar="NAME=VALUE", action="append", type=parse_define,
+                        default=[], help="bind a symbolic dimension or override a const (repeatable)")
+    parser.add_argument("--entry", metavar="FUNC", help="the function to compile (default: the last def)")
+    parser.add_argument("-O", dest="opt_level", type=int, choices=range(4), default=2, metavar="LEVEL",
+                        help="optimisation level -O0 .. -O3 (default: -O2)")
+    parser.add_argument("--chips", type=int, metavar="N",
+                        help="spread the program over N chips (default: as few as hold it)")
+    parser.add_argument("--partition", choices=("auto", "tensor", "pipeline"), default="auto",
+                        help="multi-chip strategy (default: auto: tensor-parallel inside a node, pipeline across)")
+    parser.add_argument("--batch", type=int, metavar="N", help="bind the batch dimension B (same as -D B=N)")
+    parser.add_argument("--target-spec", dest="spec_files", metavar="FILE.toml", action="append", default=[],
+                        help="also price the chip this spec file describes, with the model of its kind")
+    parser.add_argument("--kernels", type=int, nargs="?", const=10, default=0, metavar="N",
+                        help="also list the N costliest kernels of each target (default N: 10)")
+    parser.add_argument("--measure", action="store_true",
+                        help="run the CPU kernels on random inputs and print measured beside predicted time")
+    parser.add_argument("--json", action="store_true", help="print the full reports as JSON")
+    parser.add_argument("--plot", metavar="OUT.png", help="draw a bar chart per metric and a roofline per target")
+    parser.set_defaults(func=run_compare)
+
+
+class Progress:
+    """A one-line progress bar on stderr while targets are priced: shown only on a terminal, and only once
+    the comparison has taken more than a second (a background thread redraws it while a target prices)."""
+
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
+        self.total = total
+        self.done = 0
+        self.label = ""
+        self.stream = stream if stream is not None else sys.stderr
+        self.start = time.perf_counter()
+        self.shown = False
+        self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        if self.enabled:
+            self._thread = threading.Thread(target=self._tick, daemon=True)
+            self._thread.start()
+
+    def step(self, label: str) -> None:
+        """A new stage begins (the previous ones are done)."""
+        with self._lock:
+            if self.label:
+                self.done += 1
+            self.label = label
+        self.draw()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.25):
+            self.draw()
+
+    def draw(self) -> None:
+        if not self.enabled or time.perf_counter() - self.start < 1.0:
+            return
+        with self._lock:
+            width = 24
+            filled = int(width * self.done / max(1, self.total))
+            elapsed = time.perf_counter() - self.start
+            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
+                              f"{self.label[:30]:<30} {elapsed:5.1f} s")
+            self.stream.flush()
+            self.shown = True
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.shown:
+            self.stream.write("\r" + " " * 72 + "\r")
+            self.stream.flush()
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    if args.chips is not None and args.chips < 1:
+        raise ArgumentError(f"--chips must be at least 1, got {args.chips}")
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    progress = Progress(len(targets) + len(args.spec_files) + (1 if args.measure else 0))
+    try:
+        comparison = run_comparison(args.file, targets, args.spec_files, dict(args.defines), args.entry,
+                                    args.opt_level, args.chips, args.partition, args.batch,
+                                    lambda name: progress.step(f"pricing {name}"))
+        if args.measure:
+            progress.step("measuring the cpu kernels")
+            from targets.measure import measure_cpu
+            measure_cpu(comparison, args.file, args.entry, args.opt_level)
+    finally:
+        progress.close()
+    for skipped in comparison.skipped:
+        print(f"niche: note: skipped {skipped.target}: {skipped.reason}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(comparison.to_dict(), indent=2))
+    else:
+        print(format_comparison(comparison, args.kernels))
+    if args.plot:
+        from targets.plot import plot_comparison
+        write_atomically(args.plot, plot_comparison(comparison))
+        print(f"niche: wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+# -- the text table -------------------------------------------------------------------------------
+
+def _money(value: float) -> str:
+    if value >= 0.01:
+        return f"${value:,.2f}"
+    return f"${value:.3g}"
+
+
+_FORMAT = {
+    "latency": format_time, "tokens_per_second": lambda v: f"{v:,.4g}", "tokens_per_second_per_user":
+    lambda v: f"{v:,.4g}", "steps_per_second": lambda v: f"{v:,.4g}", "energy": lambda v: format_si(v, "J"),
+    "joules_per_token": lambda v: format_si(v, "J"), "cost": _money, "usd_per_million_tokens": _money,
+}
+
+
+def _cells(report: CostReport) -> dict[str, str]:
+    cells = {}
+    for metric in METRICS:
+        value = metric.value(report)
+        if not report.fits:
+            cells[metric.key] = "does not fit" if metric.key == "latency" else "-"
+        else:
+            cells[metric.key] = _FORMAT[metric.key](value) if value is not None else "-"
+    placement = report.placement
+    cells["binding"] = report.binding or "-"
+    cells["utilization"] = f"{report.utilization:.1%}" if report.fits else "-"
+    if report.fits:
+        cells["chips"] = f"{placement.chips} ({placement.strategy})"
+    else:
+        cells["chips"] = f"needs {placement.chips_needed}" if placement.chips_needed > 0 else "-"
+    return cells
+
+
+def format_comparison(comparison: Comparison, kernels: int = 0) -> str:
+    reports = comparison.reports
+    defines = ", ".join(f"{k}={v}" for k, v in comparison.defines.items())
+    lines = [f"{comparison.program}{f' ({defines})' if defines else ''}: estimates from cost models, "
+             "not measurements"]
+    cells = [_cells(r) for r in reports]
+    rows = [(m.key, m.label) for m in METRICS if any(c[m.key] != "-" for c in cells)]
+    rows += [("binding", "binding resource"), ("utilization", "compute utilization"), ("chips", "chips")]
+    winners = comparison.winners()
+    label_width = max(len(label) for _, label in rows) + 2
+    widths = [max(len(r.target), *(len(c[key]) + 2 for key, _ in rows)) + 2 for r, c in zip(reports, cells)]
+    lines.append(" " * label_width + "".join(r.target.rjust(w) for r, w in zip(reports, widths)))
+    for key, label in rows:
+        row = label.ljust(label_width)
+        for report, cell, width in zip(reports, cells, widths):
+            mark = " *" if len(reports) > 1 and winners.get(key) == report.target else "  "
+            row += (cell[key] + mark).rjust(width)
+        lines.append(row.rstrip())
+    if len(reports) > 1:
+        lines.append("* best on that metric")
+    lines.append("")
+    lines.append("why:")
+    for report in reports:
+        lines.append(f"  {report.target}: {report.explanation}")
+    for report in reports:
+        if comparison.measured.get(report.target) or kernels:
+            lines.append("")
+            lines.extend(_kernel_table(report, comparison.measured.get(report.target, {}), kernels))
+    return "\n".join(lines)
+
+
+def _kernel_table(report: CostReport, measured: dict[str, float], limit: int) -> list[str]:
+    rows = list(report.kernels)
+    if not measured:
+        rows = sorted(rows, key=lambda k: -k.cost.latency)[:limit or len(rows)]
+    title = "predicted and measured time per kernel" if measured else f"costliest kernels (of {len(report.kernels)})"
+    lines = [f"{report.target}: {title}"]
+    header = f"  {'kernel':<28}{'kind':<12}{'predicted':>11}{'bound by':>12}"
+    header += f"{'measured':>11}{'meas/pred':>11}" if measured else f"{'FLOPs':>11}{'bytes':>11}"
+    lines.append(header)
+    for kernel in rows:
+        cost = kernel.cost
+        line = f"  {kernel.name[:27]:<28}{kernel.kind[:11]:<12}{format_time(cost.latency):>11}{cost.binding or '-':>12}"
+        if measured:
+            seconds = measured.get(kernel.name)
+            ratio = f"{seconds / cost.latency:.2f}x" if seconds is not None and cost.latency else "-"
+            line += f"{format_time(seconds) if seconds is not None else '-':>11}{ratio:>11}"
+        else:
+            line += f"{format_si(cost.flops_executed, ''):>11}{format_si(cost.bytes.total(), 'B'):>11}"
+        lines.append(line)
+    if measured:
+        predicted = sum(k.cost.latency for k in report.kernels if k.name in measured)
+        total = sum(measured.values())
+        lines.append(f"  {'total':<40}{format_time(predicted):>11}{'':>12}{format_time(total):>11}"
+                     f"{(total / predicted if predicted else 0):>10.2f}x")
+    return lines

@@ -1,0 +1,215 @@
+"""Target-independent counts: FLOPs, transcendental ops and bytes per kernel, computed once per program.
+
+Two levels give the same `ProgramCounts`:
+
+* `count_loop_program(program)` walks the loop IR a target compiles (`targets.loop_counts`): trip counts
+  are multiplied, never iterated, so a kernel of 10^12 iterations costs as much to count as one of 10.
+* `count_graph(graph)` counts from the graph IR and its fusion groups, for targets (or stages) that do not
+  build the loop IR: one kernel per group (or per operation when the graph has no groups), with the
+  operation formulas below.
+
+Counting reads only shapes and dtypes: it never executes the program or allocates its tensors.
+
+Operation costs (per result element unless said): arithmetic and comparisons 1 op; `select` 1; casts,
+views, constants 0; a matmul 2*M*N*K per batch; a reduction one op per reduced element (plus a divide
+per result for mean); transcendental unary ops count one transcendental plus the arithmetic around it
+(`UNARY_COST`). Bytes: every kernel reads its inputs and writes its outputs; `unique` is the footprint
+(distinct bytes touched) and `loaded`/`stored` the accesses (equal at the graph level, where the tiling
+that causes re-reads is not known yet).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from ir import ops
+from ir.dtypes import DType
+from ir.graph import Graph
+from ir.types import TensorType
+
+# unary op -> (arithmetic FLOPs, transcendental ops) per element
+UNARY_COST: dict[str, tuple[int, int]] = {
+    "neg": (1, 0), "abs": (1, 0), "relu": (1, 0), "logical_not": (0, 0),
+    "exp": (0, 1), "log": (0, 1), "sqrt": (0, 1), "rsqrt": (0, 1), "tanh": (0, 1), "sin": (0, 1), "cos": (0, 1),
+    "sigmoid": (4, 1),  # 1 / (1 + exp(-|x|)) with a select for the sign
+    "silu": (5, 1),  # x * sigmoid(x)
+    "gelu": (8, 1),  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+}
+BINARY_FLOPS: dict[str, int] = {"pow": 1}  # pow is exp(b log a): one op and two transcendentals
+BINARY_TRANSCENDENTALS: dict[str, int] = {"pow": 2}
+
+ROLES = ("weight", "input", "output", "intermediate", "local")
+
+
+class CountError(Exception):
+    """The counter cannot bound something (a data-dependent loop it does not recognise)."""
+
+
+@dataclass(frozen=True)
+class BufferTraffic:
+    """Bytes one kernel moves to or from one buffer (a graph value or a loop-IR buffer)."""
+
+    buffer: str
+    role: str  # weight, input (non-weight program input), output, intermediate, local
+    loaded: float  # bytes read, all accesses
+    stored: float  # bytes written, all accesses
+    unique: float  # distinct bytes touched (the footprint), at most the buffer's size
+    size: float  # the buffer's size in bytes
+
+
+@dataclass(frozen=True)
+class MatmulShape:
+    batch: int
+    m: int
+    n: int
+    k: int
+
+
+@dataclass(frozen=True)
+class KernelCounts:
+    name: str
+    kind: str  # matmul, reduction, elementwise, copy, kernel
+    dtype: DType  # the precision the arithmetic runs in
+    flops: float  # executed arithmetic ops on data (an FMA is 2)
+    flops_useful: float  # what the program's math needs (graph formulas); equal to flops where unknown
+    transcendentals: float
+    index_ops: float  # integer arithmetic of addresses and loop bounds (not FLOPs)
+    traffic: tuple[BufferTraffic, ...]
+    iterations: float  # executions of the innermost statements
+    parallel: float  # iterations available to run concurrently (parallel loops, or the output size)
+    vector_width: int = 1  # extent of the widest vectorize loop (1: none)
+    matmul: MatmulShape | None = None
+    reads: tuple[str, ...] = ()  # global buffers / values read, in order
+    writes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    weight_density: float = 1.0  # non-zeros / elements of its sparsest weight (targets that skip zeros)
+
+    def bytes(self, roles: tuple[str, ...] = ROLES, unique: bool = True) -> float:
+        """Bytes moved to and from buffers of the given roles (footprint, or all accesses)."""
+        total = 0.0
+        for t in self.traffic:
+            if t.role in roles:
+                total += t.unique if unique else t.loaded + t.stored
+        return total
+
+    @property
+    def global_bytes(self) -> float:
+        """Distinct bytes of global buffers (everything but locals): the main-memory traffic lower bound."""
+        return self.bytes(("weight", "input", "output", "intermediate"))
+
+    @property
+    def weight_bytes(self) -> float:
+        return self.bytes(("weight",))
+
+    @property
+    def intensity(self) -> float:
+        """FLOPs per byte of main-memory traffic (the roofline's x axis)."""
+        return self.flops / self.global_bytes if self.global_bytes else math.inf
+
+    def split(self, ways: int) -> KernelCounts:
+        """The share of one of `ways` chips when the kernel's work and data are divided evenly."""
+        if ways == 1:
+            return self
+        traffic = tuple(replace(t, loaded=t.loaded / ways, stored=t.stored / ways, unique=t.unique / ways,
+                                size=t.size / ways) for t in self.traffic)
+        matmul = self.matmul and replace(self.matmul, n=max(1, self.matmul.n // ways))
+        return replace(self, flops=self.flops / ways, flops_useful=self.flops_useful / ways,
+                       transcendentals=self.transcendentals / ways, index_ops=self.index_ops / ways,
+                       traffic=traffic, iterations=self.iterations / ways,
+                       parallel=max(1.0, self.parallel / ways), matmul=matmul)
+
+
+@dataclass(frozen=True)
+class ProgramCounts:
+    name: str
+    level: str  # "loops" or "graph"
+    kernels: tuple[KernelCounts, ...]
+    sizes: dict[str, float] = field(default_factory=dict)  # global buffer / value -> bytes
+    roles: dict[str, str] = field(default_factory=dict)  # global buffer / value -> role
+    outputs: tuple[str, ...] = ()
+    fused_away_bytes: float = 0.0  # bytes fusion keeps out of memory (graph level)
+    attributes: dict[str, object] = field(default_factory=dict)  # graph attributes (tokens, users)
+    dtype: DType = DType.F32  # the dominant precision (of the most FLOPs)
+
+    def bytes_of(self, role: str) -> float:
+        return sum(size for name, size in self.sizes.items() if self.roles.get(name) == role)
+
+    @property
+    def weight_bytes(self) -> float:
+        return self.bytes_of("weight")
+
+    @property
+    def flops(self) -> float:
+        return sum(k.flops for k in self.kernels)
+
+    @property
+    def flops_useful(self) -> float:
+        return sum(k.flops_useful for k in self.kernels)
+
+    @property
+    def largest_intermediate(self) -> float:
+        """Bytes of the largest working set of intermediates one kernel touches (a lower bound on the
+        scratch memory the program needs beside its inputs, weights and outputs)."""
+        best = 0.0
+        for kernel in self.kernels:
+            best = max(best, kernel.bytes(("intermediate",)))
+        return best
+
+    @property
+    def resident_bytes(self) -> float:
+        """What must sit in main memory during a step: weights, inputs, outputs, a working set."""
+        return (self.bytes_of("weight") + self.bytes_of("input") + self.bytes_of("output")
+                + self.largest_intermediate)
+
+
+def dominant_dtype(kernels: tuple[KernelCounts, ...], default: DType = DType.F32) -> DType:
+    by_dtype: dict[DType, float] = {}
+    for kernel in kernels:
+        by_dtype[kernel.dtype] = by_dtype.get(kernel.dtype, 0.0) + kernel.flops
+    return max(by_dtype, key=by_dtype.get) if by_dtype else default
+
+
+# -- graph level ----------------------------------------------------------------------------------
+
+
+def node_flops(op: str, result: TensorType, operand_types: list[TensorType], attrs: dict) -> tuple[float, float]:
+    """(arithmetic ops, transcendental ops) one graph operation performs."""
+    if ops.in_group(op, ops.MATMUL):
+        a, b = operand_types
+        k = a.shape[-1]
+        return 2.0 * result.size * k, 0.0
+    if ops.in_group(op, ops.REDUCTION):
+        source = operand_types[0].size
+        extra = result.size if op == "reduce_mean" else 0
+        return float(max(0, source - result.size) + extra), 0.0
+    if op in UNARY_COST:
+        flops, transcendentals = UNARY_COST[op]
+        return float(flops * result.size), float(transcendentals * result.size)
+    if ops.in_group(op, ops.BINARY):
+        if result.dtype.is_bool and operand_types[0].dtype.is_bool:
+            return 0.0, 0.0  # logical ops on masks
+        return (float(BINARY_FLOPS.get(op, 1) * result.size),
+                float(BINARY_TRANSCENDENTALS.get(op, 0) * result.size))
+    if op == "select":
+        return float(result.size), 0.0
+    return 0.0, 0.0  # params, constants, iotas, casts, views, concat
+
+
+def matmul_shape(result: TensorType, a: TensorType) -> MatmulShape:
+    batch = math.prod(result.shape[:-2]) if result.rank > 2 else 1
+    return MatmulShape(batch, result.shape[-2], result.shape[-1], a.shape[-1])
+
+
+def count_graph(graph: Graph) -> ProgramCounts:
+    """Counts of a graph with fusion groups (`Node.group`); see `targets.graph_counts`."""
+    from targets.graph_counts import GraphCounter
+    return GraphCounter(graph).count()
+
+
+def count_loop_program(program: object, weights: set[str] | frozenset[str] = frozenset(),
+                       graph: Graph | None = None) -> ProgramCounts:
+    """Counts of a `LoopProgram`; `weights` names its weight buffers, `graph` (optional) supplies useful
+    FLOPs for kernels whose attrs name the graph nodes they compute; see `targets.loop_counts`."""
+    from targets.loop_counts import count_program
+    return count_program(program, weights, graph)

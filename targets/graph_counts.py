@@ -1,0 +1,220 @@
+"""Counting a graph IR program kernel by kernel, from its fusion groups (`targets.counts.count_graph`).
+
+Kernels: one per fusion group (`Node.group`); every operation outside a group is a kernel of its own,
+except views, constants and iotas, which targets fold into their consumers' loads (a view of a stacked
+weight, `wq[l]`, reads only the slice). A folded node that is itself a program output is materialised
+by a copy kernel. Values are named by parameter name or `%ID`.
+
+Per kernel: FLOPs from the operation formulas of `targets.counts`; bytes read per input (the bytes its
+view chain selects, at most the base value's size) and written per output; the bytes fusion keeps in
+registers (each internal value's write plus one read per internal consumer), summed for the program.
+Sparse weights (`<2:4>`, `<csr>`, ...) occupy their non-zeros plus indices when the density is known
+(data bound at compile time, or the N:M pattern); `weight_density` tells targets that skip zeros.
+One topological pass over the graph: the time grows linearly with the program.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ir import ops
+from ir.dtypes import DType
+from ir.graph import Graph
+from targets.counts import (BufferTraffic, KernelCounts, ProgramCounts, dominant_dtype, matmul_shape,
+                            node_flops)
+
+_FOLDED_SOURCES = ("constant", "iota")
+
+
+class GraphCounter:
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.order = graph.topological_order()
+        self.node = {n: graph.node(n) for n in self.order}
+        self.operands = {n: graph.operands(n) for n in self.order}
+        self.users: dict[int, list[int]] = {n: [] for n in self.order}
+        for n in self.order:
+            for operand in dict.fromkeys(self.operands[n]):
+                self.users[operand].append(n)
+        self.program_outputs = set(graph.outputs)
+        self.sizes: dict[str, float] = {}
+        self.roles: dict[str, str] = {}
+        self._base: dict[int, tuple[int, float] | None] = {}
+
+    # -- values ---------------------------------------------------------------------------------
+
+    def is_folded(self, n: int) -> bool:
+        node = self.node[n]
+        if node.group is not None or n in self.program_outputs:
+            return False
+        return ops.in_group(node.op, ops.VIEW) or node.op in _FOLDED_SOURCES
+
+    def name(self, n: int) -> str:
+        node = self.node[n]
+        return node.attr("name") if node.op == "param" else f"%{n}"
+
+    def base(self, n: int) -> tuple[int, float] | None:
+        """(the value a folded chain reads, the bytes it selects), None for inline constants and iotas."""
+        if n in self._base:
+            return self._base[n]
+        node = self.node[n]
+        if not self.is_folded(n):
+            result: tuple[int, float] | None = (n, float(node.type.nbytes))
+        elif node.op in _FOLDED_SOURCES:
+            result = None
+        else:
+            inner = self.base(self.operands[n][0])
+            result = None if inner is None else (inner[0], min(inner[1], float(node.type.nbytes)))
+        self._base[n] = result
+        return result
+
+    def storage(self, n: int) -> tuple[float, float]:
+        """(fraction of its dense bytes a value occupies in memory, density of non-zeros): below 1 only
+        for sparse weights, from the data bound at compile time or an N:M format; other sparse formats
+        without data count dense (an upper bound, noted on the kernel)."""
+        node = self.node[n]
+        fmt = node.type.format
+        if node.op != "param" or fmt.is_dense:
+            return 1.0, 1.0
+        data = self.graph.weight_data.get(node.attr("name"))
+        if data is not None:
+            density = float(np.count_nonzero(data)) / max(1, data.size)
+        elif fmt.kind == "nm":
+            density = fmt.n / fmt.m
+        else:
+            return 1.0, 1.0
+        itemsize = node.type.dtype.itemsize
+        if fmt.kind == "nm":
+            index = math.ceil(math.log2(fmt.m)) / 8  # bytes of position per kept value
+        elif fmt.kind == "bsr":
+            index = 4 / (fmt.block[0] * fmt.block[1])  # one i32 column index per block
+        else:
+            index = 4.0  # one i32 index per non-zero (row pointers are negligible)
+        return min(1.0, density * (1 + index / itemsize)), density
+
+    def role(self, n: int) -> str:
+        node = self.node[n]
+        if node.op == "param":
+            return "weight" if node.attr("weight") else "input"
+        return "output" if n in self.program_outputs else "intermediate"
+
+    # -- kernels --------------------------------------------------------------------------------
+
+    def units(self) -> list[list[int]]:
+        """Member lists of the kernels, in the topological order of their first member."""
+        groups: dict[int, list[int]] = {}
+        units: list[list[int]] = []
+        for n in self.order:
+            node = self.node[n]
+            if node.group is not None:
+                if node.group not in groups:
+                    groups[node.group] = []
+                    units.append(groups[node.group])
+                groups[node.group].append(n)
+            elif node.op != "param" and not self.is_folded(n):
+                units.append([n])
+        return units
+
+    def kernel(self, members: list[int]) -> KernelCounts:
+        member_set = set(members)
+        reads: dict[str, float] = {}
+        flops = transcendentals = fused_away = 0.0
+        best_flops, dtype = -1.0, self.node[members[-1]].type.dtype
+        anchor = members[0]
+        sparse: list[tuple[str, str, float, bool]] = []
+        kind = "elementwise"
+        matmul = None
+        for n in members:
+            node = self.node[n]
+            operand_types = [self.node[o].type for o in self.operands[n]]
+            f, t = node_flops(node.op, node.type, operand_types, node.attr_dict)
+            flops += f
+            transcendentals += t
+            if ops.in_group(node.op, ops.MATMUL):
+                kind, anchor = "matmul", n
+                matmul = matmul_shape(node.type, operand_types[0])
+            elif ops.in_group(node.op, ops.REDUCTION) and kind not in ("matmul", "reduction"):
+                kind, anchor = "reduction", n
+            elif node.op == "concat" and kind == "elementwise":
+                kind, anchor = "copy", n
+            if f > best_flops:
+                best_flops, dtype = f, node.type.dtype
+            for operand in self.operands[n]:
+                if operand in member_set:
+                    continue
+                base = self.base(operand)
+                if base is not None:
+                    key = self.name(base[0])
+                    selected = base[1]
+                    if ops.in_group(node.op, ops.VIEW):  # a view inside the group selects what it reads
+                        selected = min(selected, float(node.type.nbytes))
+                    fraction, density = self.storage(base[0])
+                    reads[key] = max(reads.get(key, 0.0), selected * fraction)
+                    self._record(base[0])
+                    if not self.node[base[0]].type.format.is_dense:
+                        sparse.append((key, str(self.node[base[0]].type.format), density, fraction < 1.0))
+            internal_users = [u for u in self.users[n] if u in member_set]
+            if (internal_users and not ops.in_group(node.op, ops.VIEW) and node.op not in _FOLDED_SOURCES
+                    and not self._leaves(n, member_set)):
+                fused_away += node.type.nbytes * (1 + len(internal_users))
+        if kind == "matmul":
+            dtype = self.node[self.operands[anchor][0]].type.dtype
+        traffic = [BufferTraffic(name, self.roles[name], size, 0.0, size, self.sizes[name])
+                   for name, size in reads.items()]
+        writes = []
+        for n in members:
+            if self._leaves(n, member_set):
+                self._record(n)
+                name = self.name(n)
+                writes.append(name)
+                size = float(self.node[n].type.nbytes)
+                traffic.append(BufferTraffic(name, self.roles[name], 0.0, size, size, size))
+        parallel = max((self.node[n].type.size for n in members if self._leaves(n, member_set)), default=1)
+        loc = self.node[anchor].loc
+        notes = [f"from {loc}"] if loc is not None else []
+        for name, fmt, density, stored_sparse in sparse:
+            notes.append(f"{name} is {fmt} with {density:.0%} non-zeros, stored as non-zeros and indices"
+                         if stored_sparse else f"{name} is {fmt} without bound data: counted dense (an upper bound)")
+        density = min((d for _, _, d, _ in sparse), default=1.0)
+        return KernelCounts(name=f"{self.node[anchor].op}%{anchor}", kind=kind, dtype=dtype, flops=flops,
+                            flops_useful=flops, transcendentals=transcendentals, index_ops=0.0,
+                            traffic=tuple(traffic), iterations=float(parallel), parallel=float(parallel),
+                            matmul=matmul, reads=tuple(reads), writes=tuple(writes), notes=tuple(notes),
+                            weight_density=density), fused_away
+
+    def _leaves(self, n: int, member_set: set[int]) -> bool:
+        return n in self.program_outputs or any(u not in member_set for u in self.users[n])
+
+    def _record(self, n: int) -> None:
+        name = self.name(n)
+        if name not in self.sizes:
+            self.sizes[name] = float(self.node[n].type.nbytes) * self.storage(n)[0]
+            self.roles[name] = self.role(n)
+
+    def count(self) -> ProgramCounts:
+        kernels = []
+        fused_away = 0.0
+        for members in self.units():
+            kernel, saved = self.kernel(members)
+            kernels.append(kernel)
+            fused_away += saved
+        for n in self.graph.params:
+            self._record(n)
+        outputs = []
+        for n in self.graph.outputs:
+            base = self.base(n)
+            if base is not None:
+                self._record(base[0])
+                outputs.append(self.name(base[0]))
+        kernels = tuple(kernels)
+        return ProgramCounts(self.graph.name, "graph", kernels, dict(self.sizes), dict(self.roles),
+                             tuple(outputs), fused_away, dict(self.graph.attributes),
+                             dominant_dtype(kernels, _first_dtype(self.graph)))
+
+
+def _first_dtype(graph: Graph) -> DType:
+    for n in graph.params:
+        return graph.node(n).type.dtype
+    return DType.F32
