@@ -1,0 +1,354 @@
+"""How many chips a program needs and which chip runs each stage.
+
+A TSP keeps everything in its 220 MiB of SRAM, so a program whose tensors do not fit one chip is split:
+
+* layer pipeline: stages are taken in program order and packed onto a chip until its SRAM is full,
+  then onto the next chip. A chip holds the parts of the parameters its stages read (loaded by the
+  host: a stacked weight `wq[L, D, N]` read one layer per stage is loaded layer by layer where each
+  layer runs), the values its stages produce, and copies of values produced on earlier chips (sent
+  over C2C links at run time);
+* tensor parallel: a matmul whose weights alone exceed a chip is split by output columns (n-chunks of
+  320) across as many chips as its weights need; each holds its share of the weights and a copy of the
+  activations, and writes its share of the result.
+
+Stages fill `usable_sram_fraction` of a chip's SRAM (the spec's weight capacity fraction); the rest is
+left for copies made at run time, constants, vectors parked between jobs, and striping waste.
+`max_chips` caps the chip count: a program that needs more is refused with the size it needs.
+Nothing here allocates or evaluates tensors: sizes come from layouts and the vectors a stage reads
+from index arithmetic at the corners of each view, so pricing a 70B model is cheap.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from targets.base import TargetError
+from targets.lpu.machine import LpuMachine
+from targets.lpu.plan import Plan, Stage, _is_view
+
+Range = tuple[int, int]  # vectors [first, end)
+
+
+@dataclass
+class Partition:
+    chips: int
+    ranges: dict[str, list[tuple[int, int, int]]]  # tensor -> (chip, first vector, count): where it lives
+    chip_bytes: list[int]
+    reason: str
+    tensor_parallel: dict[int, int] = field(default_factory=dict)  # stage index -> chips it spans
+    needed: int = 0  # chips the program needs (equal to `chips` unless refused)
+
+
+def mib(nbytes: float) -> str:
+    return f"{nbytes / 2**20:.3f} MiB"
+
+
+# -- what a stage reads --------------------------------------------------------------------------------
+
+
+Box = tuple[tuple[int, int], ...]  # per axis, the first and last index
+
+
+def _flat_box(first: int, last: int, shape: tuple[int, ...]) -> Box:
+    """The smallest box holding the row-major elements first..last of `shape`."""
+    box: list[tuple[int, int]] = []
+    for axis, dim in enumerate(shape):
+        inner = math.prod(shape[axis + 1:])
+        low, high = first // inner, last // inner  # equal prefixes up to the previous axis
+        if low == high:
+            box.append((low % dim, low % dim))
+            continue
+        box.append((low % dim, high % dim))
+        box.extend((0, d - 1) for d in shape[axis + 1:])
+        break
+    return tuple(box)
+
+
+def _view_boxes(plan: Plan, node: int, box: Box) -> list[tuple[int, Box]]:
+    """(base, box of the base) holding every element of `box` of the view `node`."""
+    graph = plan.graph
+    if plan.is_base(node):
+        return [(node, box)]
+    payload = graph.node(node)
+    operands = graph.operands(node)
+    if payload.op == "concat":
+        axis = payload.attr("axis")
+        result, offset = [], 0
+        for operand in operands:
+            size = graph.node(operand).type.shape[axis]
+            lo, hi = max(box[axis][0], offset), min(box[axis][1], offset + size - 1)
+            if lo <= hi:
+                sub = box[:axis] + ((lo - offset, hi - offset),) + box[axis + 1:]
+                result.extend(_view_boxes(plan, operand, sub))
+            offset += size
+        return result
+    (operand,) = operands
+    in_shape = graph.node(operand).type.shape
+    if payload.op == "transpose":
+        sub: list[tuple[int, int]] = [(0, 0)] * len(in_shape)
+        for out_axis, in_axis in enumerate(payload.attr("perm")):
+            sub[in_axis] = box[out_axis]
+        return _view_boxes(plan, operand, tuple(sub))
+    if payload.op == "slice":
+        starts, steps = payload.attr("starts"), payload.attr("steps")
+        sub = tuple((s + p * lo, s + p * hi) for s, p, (lo, hi) in zip(starts, steps, box))
+        return _view_boxes(plan, operand, sub)
+    if payload.op == "broadcast_to":
+        offset = len(box) - len(in_shape)
+        sub = tuple((0, 0) if in_shape[j] == 1 else box[offset + j] for j in range(len(in_shape)))
+        return _view_boxes(plan, operand, sub)
+    shape = payload.type.shape  # reshape: trailing axes it keeps map box to box; the rest by flat range
+    keep = 0
+    while keep < min(len(shape), len(in_shape)) and shape[-1 - keep] == in_shape[-1 - keep]:
+        keep += 1
+    lead, in_lead = shape[:len(shape) - keep], in_shape[:len(in_shape) - keep]
+    trailing = box[len(shape) - keep:]
+    if not lead:
+        return _view_boxes(plan, operand, tuple((0, 0) for _ in in_lead) + trailing)
+    first = int(np.ravel_multi_index(tuple(lo for lo, _ in box[:len(lead)]), lead))
+    last = int(np.ravel_multi_index(tuple(hi for _, hi in box[:len(lead)]), lead))
+    return _view_boxes(plan, operand, _flat_box(first, last, in_lead) + trailing)
+
+
+def _box_rows(plan: Plan, name: str, box: Box) -> Range:
+    """The vectors of a MEM tensor holding a box of its elements."""
+    layout = plan.tensors[name].layout
+    shape = layout.value_shape
+    corners = np.array(list(itertools.product(*box)), dtype=np.int64).reshape(-1, len(shape))
+    flat = np.ravel_multi_index(tuple(corners.T), shape) if shape else np.zeros(1, dtype=np.int64)
+    rows, _ = layout.locate(flat)
+    return int(rows.min()) * layout.chunks, (int(rows.max()) + 1) * layout.chunks
+
+
+def _full_box(shape: tuple[int, ...]) -> Box:
+    return tuple((0, d - 1) for d in shape)
+
+
+def read_ranges(plan: Plan, stage: Stage, skip_weights_of: int | None = None) -> dict[str, list[Range]]:
+    """Vector ranges of the MEM tensors a stage reads (through views and values computed on the fly).
+
+    A view's elements are followed back as boxes (first and last index per axis) through slices,
+    transposes, broadcasts, concats and reshapes (a reshaped box becomes the smallest box holding its
+    flat range), so a stacked weight read one layer at a time is read one layer's rows at a time.
+    `skip_weights_of`: leave out that matmul's B operand.
+    """
+    graph = plan.graph
+    result: dict[str, list[Range]] = {}
+
+    def add(name: str, first: int, end: int) -> None:
+        result.setdefault(name, []).append((first, end))
+
+    def whole(name: str) -> None:
+        add(name, 0, plan.tensors[name].layout.vectors)
+
+    def operands_of(node: int) -> list[int]:
+        operands = graph.operands(node)
+        if graph.node(node).op == "matmul":
+            if node == skip_weights_of:
+                return operands[:1]
+            if plan.bt.get(node) is not None:
+                whole(plan.bt[node])
+                return operands[:1]
+        return operands
+
+    if stage.kind == "transpose" and stage.output != plan.names.get(stage.node):
+        pending = [stage.node]  # the B^T copy of a matmul operand reads B
+    else:
+        pending = operands_of(stage.node)
+    seen: set[int] = set()
+    while pending:
+        node = pending.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        name = plan.names.get(node)
+        if name is not None:
+            whole(name)
+        elif _is_view(graph.node(node).op):
+            for base, box in _view_boxes(plan, node, _full_box(graph.node(node).type.shape)):
+                if base in plan.names:
+                    add(plan.names[base], *_box_rows(plan, plan.names[base], box))
+                else:
+                    pending.append(base)
+        else:
+            pending.extend(operands_of(node))
+    return {name: _merge(ranges) for name, ranges in result.items()}
+
+
+def weight_ranges(plan: Plan, stage: Stage, first_col: int, end_col: int) -> dict[str, list[Range]]:
+    """Vector ranges of a matmul's weights (B transposed) that columns [first_col, end_col) read."""
+    matmul = stage.anchor
+    graph = plan.graph
+    bt = plan.bt.get(matmul)
+    b = graph.operands(matmul)[1]
+    k = graph.node(b).type.shape[-2]
+    if bt is not None:
+        layout = plan.tensors[bt].layout
+        return {bt: [(first_col * layout.chunks, end_col * layout.chunks)]}
+    result: dict[str, list[Range]] = {}
+    for base, box in _view_boxes(plan, b, ((0, k - 1), (first_col, end_col - 1))):
+        if base in plan.names:
+            result.setdefault(plan.names[base], []).append(_box_rows(plan, plan.names[base], box))
+    return {name: _merge(ranges) for name, ranges in result.items()}
+
+
+def _merge(ranges: list[Range]) -> list[Range]:
+    merged: list[Range] = []
+    for first, end in sorted(ranges):
+        if merged and first <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((first, end))
+    return merged
+
+
+def _missing(held: list[Range], first: int, end: int) -> list[Range]:
+    gaps, cursor = [], first
+    for lo, hi in held:
+        if hi <= cursor or lo >= end:
+            continue
+        if lo > cursor:
+            gaps.append((cursor, lo))
+        cursor = max(cursor, hi)
+    if cursor < end:
+        gaps.append((cursor, end))
+    return gaps
+
+
+# -- packing stages onto chips --------------------------------------------------------------------
+
+
+class _Chips:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.held: list[dict[str, list[Range]]] = [{}]
+        self.load = [0]
+
+    def new(self) -> int:
+        self.held.append({})
+        self.load.append(0)
+        return len(self.load) - 1
+
+    def vector_bytes(self, name: str) -> int:
+        layout = self.plan.tensors[name].layout
+        return layout.width * layout.lanes
+
+    def wanted(self, name: str, ranges: list[Range], exact: bool = False) -> list[Range]:
+        """Values from other chips are copied whole; parameters only in the ranges read."""
+        if self.plan.tensors[name].role == "value" and not exact:
+            return [(0, self.plan.tensors[name].layout.vectors)]
+        return ranges
+
+    def need(self, chip: int, reads: dict[str, list[Range]], exact: bool = False) -> int:
+        total = 0
+        for name, ranges in reads.items():
+            held = self.held[chip].get(name, [])
+            for first, end in self.wanted(name, ranges, exact):
+                total += sum(hi - lo for lo, hi in _missing(held, first, end)) * self.vector_bytes(name)
+        return total
+
+    def alone(self, reads: dict[str, list[Range]], exact: bool = False) -> int:
+        return sum((end - first) * self.vector_bytes(name) for name, ranges in reads.items()
+                   for first, end in self.wanted(name, ranges, exact))
+
+    def put(self, chip: int, reads: dict[str, list[Range]], exact: bool = False) -> None:
+        self.load[chip] += self.need(chip, reads, exact)
+        for name, ranges in reads.items():
+            self.held[chip][name] = _merge(self.held[chip].get(name, []) + self.wanted(name, ranges, exact))
+
+
+def partition(plan: Plan, machine: LpuMachine, max_chips: int | None = None) -> Partition:
+    capacity = int(machine.sram_bytes * machine.usable_sram_fraction)
+    chips = _Chips(plan)
+    produced: dict[str, list[tuple[int, int, int]]] = {}
+    tensor_parallel: dict[int, int] = {}
+    reason = "the program fits one chip"
+    chip = 0
+    for stage in plan.stages:
+        reads = read_ranges(plan, stage)
+        out = plan.tensors[stage.output].layout.vectors
+        wanted = {**reads, stage.output: [(0, out)]}
+        if chips.load[chip] + chips.need(chip, wanted) > capacity:
+            alone = chips.alone(wanted)
+            if alone <= capacity:
+                if chips.load[chip] > 0:
+                    chip = chips.new()
+                reason = (f"the program's tensors do not fit one chip's {mib(capacity)} of SRAM: its stages are "
+                          "pipelined across chips")
+            else:
+                chip = _split(plan, stage, chips, capacity, produced, chip)
+                tensor_parallel[stage.index] = len(set(stage.chunk_chips.values()))
+                reason = (f"stage {stage.output} alone needs {mib(alone)}, more than one chip's {mib(capacity)} of "
+                          "SRAM: its matmul is split by output columns (tensor parallel) and the stages are "
+                          "pipelined across chips")
+                continue
+        stage.chip = chip
+        chips.put(chip, wanted)
+        produced[stage.output] = [(chip, 0, out)]
+    ranges: dict[str, list[tuple[int, int, int]]] = dict(produced)
+    for name, info in plan.tensors.items():
+        if info.role == "value":
+            continue
+        entries = [(c, first, end - first) for c, held in enumerate(chips.held)
+                   for first, end in held.get(name, [])]
+        if not entries:
+            entries = [(0, 0, info.layout.vectors)]
+            chips.put(0, {name: [(0, info.layout.vectors)]})
+        ranges[name] = entries
+    needed = len(chips.load)
+    if needed > 1 and reason == "the program fits one chip":
+        reason = "stages are pipelined across chips"
+    result = Partition(needed, ranges, chips.load, reason, tensor_parallel, needed)
+    if max_chips is not None and needed > max_chips:
+        total = sum(info.layout.nbytes for info in plan.tensors.values())
+        raise TargetError(f"lpu target: the program needs {needed} chips ({mib(total)} of tensors, "
+                          f"{mib(capacity)} of SRAM per chip), more than chips={max_chips} allows")
+    return result
+
+
+def _split(plan: Plan, stage: Stage, chips: _Chips, capacity: int,
+           produced: dict[str, list[tuple[int, int, int]]], chip: int) -> int:
+    """Spread a matmul stage over fresh chips by n-chunks; returns the last chip used."""
+    if stage.kind != "matmul":
+        raise TargetError(f"lpu target: stage {stage.output} ({plan.graph.node(stage.node).op}) needs more SRAM "
+                          f"than one chip's {mib(capacity)} and only matmuls can be split across chips")
+    graph = plan.graph
+    b = graph.operands(stage.anchor)[1]
+    b_shape = graph.node(b).type.shape
+    if math.prod(b_shape[:-2]) != 1:
+        raise TargetError(f"lpu target: the batched matmul writing {stage.output} is too large for one chip and "
+                          "only matmuls with one weight matrix are split across chips")
+    lanes = plan.tensors[stage.output].layout.lanes
+    n = b_shape[-1]
+    n_chunks = math.ceil(n / lanes)
+    out_layout = plan.tensors[stage.output].layout
+    others = read_ranges(plan, stage, skip_weights_of=stage.anchor)
+    fixed = chips.alone(others)
+    share_bytes = out_layout.rows * out_layout.width * lanes  # one n-chunk of the result
+    weights0 = weight_ranges(plan, stage, 0, min(n, lanes))
+    one = chips.alone(weights0) + share_bytes  # what one n-chunk adds (every chunk alike)
+    if fixed + one > capacity:
+        raise TargetError(f"lpu target: the matmul writing {stage.output} cannot be split finely enough: one "
+                          f"320-column slice of its weights with its inputs needs {mib(fixed + one)}, more than "
+                          f"{mib(capacity)}")
+    per_chip = max(1, min(n_chunks - 1, (capacity - fixed) // one))
+    groups = [range(first, min(n_chunks, first + per_chip)) for first in range(0, n_chunks, per_chip)]
+    needs = [(weight_ranges(plan, stage, g.start * lanes, min(n, g.stop * lanes)), 0) for g in groups]
+    target = chip if chips.load[chip] == 0 else chips.new()
+    outputs = []
+    for index, (group, (weights, _)) in enumerate(zip(groups, needs)):
+        if index:
+            target = chips.new()
+        for nb in group:
+            stage.chunk_chips[nb] = target
+        chips.put(target, {**others, **weights})
+        rows = [(row * out_layout.chunks + group.start, len(group)) for row in range(out_layout.rows)]
+        chips.put(target, {stage.output: [(first, first + count) for first, count in rows]}, exact=True)
+        outputs.extend((target, first, count) for first, count in rows)
+    produced[stage.output] = outputs
+    stage.chip = stage.chunk_chips[0]
+    return target
