@@ -3,17 +3,28 @@
 Index expressions (dtype i64) are integers with unbounded range in the reference evaluator and
 two's-complement i64 in generated code; sums and products by constants are exact in both, so
 `affine` may reorder them freely. Everything else in an index expression (a load, a product of two
-variables, floordiv, mod, min, max, select, cast) is an opaque *atom* of an affine form.
+variables, floordiv, mod, min, max, select, cast) is an opaque *atom* of an affine form, with one
+exception: `(e // c) * (k * c) + (e % c) * k` (c a positive constant) is `e * k`, because floor
+division and mod by c satisfy e == c * (e // c) + e % c for every integer e (the reference
+evaluator, numpy and generated code all divide by constants this way). Fusing the loops of a split
+produces exactly this pair, and reading it back as `e` keeps such indices affine.
 
 `bounds` computes an `Interval` for an index expression from intervals of its variables. An interval
 is `exact` when both ends are values the expression really takes (for some choice of the variables
 in their ranges): affine expressions in independent exact variables are exact, and so are floordiv
 by a positive constant, min and max of independent exact operands. The verifier reports an
 out-of-range index only when the range it finds is exact or lies wholly outside the buffer, so an
-over-approximation never produces a false report.
+over-approximation never produces a false report -- for code that runs. Code that never runs may
+index anything (the tail iterations of a guarded split do), so the verifier drops what a loop that
+never runs, or an enclosing guard that is false for every value of its variables (`never_holds`)
+or contradicts the others (`conjoin`), makes unreachable, and confirms what is left with a
+concrete iteration (`ir.loop_witness`).
 
-`loop_values`, `guard_facts` and `guarded_bounds` add what loops and enclosing `if` guards tell
-about the range of an index (the verifier's out-of-range check).
+`loop_values`, `never_holds`, `guard_facts` and `guarded_bounds` add what loops and enclosing `if`
+guards tell about the range of an index (the verifier's out-of-range check). Guard facts are
+about affine forms whose atoms read no memory: such atoms are functions of loop and `let`
+variables only, which keep their values inside the guarded code, so the fact holds there (the
+verifier drops the facts about a name that an inner `let` binds again).
 
 `simplify` rewrites every i64 sum/difference/scaled subexpression into `a*c1 + b*c2 + ... + k`
 (terms in order of first appearance, zero terms dropped, constants folded) and folds constant
@@ -26,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
+from ir.dtypes import DType
 from ir.loops import INDEX, Binary, Cast, Const, Expr, Load, Select, Unary, Var
 
 
@@ -64,9 +76,9 @@ class Affine:
             names |= free_vars(atom)
         return frozenset(names)
 
-    def is_var_affine(self) -> bool:
-        """Affine in plain variables: every atom is a `Var`."""
-        return all(isinstance(atom, Var) for atom in self.atoms)
+    def is_pure(self) -> bool:
+        """No atom reads memory: the form's value depends on the values of its variables only."""
+        return not any(reads_memory(atom) for atom in self.atoms)
 
 
 def _combine(a: Affine, b: Affine, scale_b: int) -> Affine:
@@ -88,12 +100,14 @@ def _scale(a: Affine, factor: int) -> Affine:
 
 
 def affine(expr: Expr) -> Affine:
-    """The affine form of an i64 expression (non-linear parts become atoms)."""
+    """The affine form of an i64 expression (non-linear parts become atoms; a quotient and remainder
+    pair that recombines into its dividend is replaced by the dividend's form)."""
     if isinstance(expr, Const) and expr.dtype is INDEX and not isinstance(expr.value, bool):
         return Affine((), int(expr.value))
     if isinstance(expr, Binary) and expr.dtype is INDEX and expr.left.dtype is INDEX:
         if expr.op in ("add", "sub"):
-            return _combine(affine(expr.left), affine(expr.right), 1 if expr.op == "add" else -1)
+            combined = _combine(affine(expr.left), affine(expr.right), 1 if expr.op == "add" else -1)
+            return _merge_quotient_remainder(combined)
         if expr.op == "mul":
             left, right = affine(expr.left), affine(expr.right)
             if right.is_constant:
@@ -103,6 +117,38 @@ def affine(expr: Expr) -> Affine:
     if isinstance(expr, Unary) and expr.op == "neg" and expr.dtype is INDEX:
         return _scale(affine(expr.operand), -1)
     return Affine(((expr, 1),), 0)
+
+
+def _by_constant(atom: Expr, op: str) -> tuple[Expr, int] | None:
+    """(e, c) for an atom `e <op> c` with a positive constant c."""
+    if (isinstance(atom, Binary) and atom.op == op and isinstance(atom.right, Const)
+            and atom.right.dtype is INDEX and type(atom.right.value) is int and atom.right.value > 0):
+        return atom.left, atom.right.value
+    return None
+
+
+def _same_value(a: Expr, b: Expr) -> bool:
+    form_a, form_b = affine(a), affine(b)
+    return form_a.linear_key() == form_b.linear_key() and form_a.const == form_b.const
+
+
+def _merge_quotient_remainder(form: Affine) -> Affine:
+    """Replace the terms `(e // c) * (k * c) + (e % c) * k` of a form by `e * k` (c > 0 constant):
+    e == c * (e // c) + e % c for floor division."""
+    for quotient_atom, quotient_coefficient in form.terms:
+        quotient = _by_constant(quotient_atom, "floordiv")
+        if quotient is None:
+            continue
+        dividend, divisor = quotient
+        for remainder_atom, k in form.terms:
+            remainder = _by_constant(remainder_atom, "mod")
+            if (remainder is None or remainder[1] != divisor or quotient_coefficient != k * divisor
+                    or not _same_value(remainder[0], dividend)):
+                continue
+            rest = Affine(tuple(term for term in form.terms if term[0] != quotient_atom and term[0] != remainder_atom),
+                          form.const)
+            return _merge_quotient_remainder(_combine(rest, affine(dividend), k))
+    return form
 
 
 def from_affine(form: Affine) -> Expr:
@@ -134,6 +180,11 @@ def free_vars(expr: Expr) -> frozenset[str]:
     for child in _expr_children(expr):
         names |= free_vars(child)
     return frozenset(names)
+
+
+def reads_memory(expr: Expr) -> bool:
+    """Whether an expression loads from a buffer anywhere."""
+    return isinstance(expr, Load) or any(reads_memory(child) for child in _expr_children(expr))
 
 
 def _expr_children(expr: Expr) -> tuple[Expr, ...]:
@@ -338,9 +389,45 @@ _BOUNDS = {"lt": lambda b: (None, b - 1), "le": lambda b: (None, b), "gt": lambd
            "ge": lambda b: (b, None), "eq": lambda b: (b, b)}
 
 
+def never_holds(cond: Expr, ranges: Mapping[str, Interval], negate: bool = False) -> bool:
+    """True when `cond` (`not cond` when `negate`) is false for every value the variables take in
+    `ranges`: a constant, or comparisons of i64 expressions whose difference's interval (see
+    `bounds`, an over-approximation) lies wholly on the false side, combined by `and`, `or`, `not`.
+    False when unsure."""
+    if isinstance(cond, Const) and cond.dtype is DType.BOOL:
+        return bool(cond.value) == negate
+    if isinstance(cond, Unary) and cond.op == "logical_not":
+        return never_holds(cond.operand, ranges, not negate)
+    if not isinstance(cond, Binary):
+        return False
+    if cond.op in ("logical_and", "logical_or"):
+        left, right = never_holds(cond.left, ranges, negate), never_holds(cond.right, ranges, negate)
+        conjunction = (cond.op == "logical_and") != negate  # not (a or b) == not a and not b
+        return (left or right) if conjunction else (left and right)
+    if cond.op not in _NEGATE or getattr(cond.left, "dtype", None) is not INDEX \
+            or getattr(cond.right, "dtype", None) is not INDEX:
+        return False
+    op = _NEGATE[cond.op] if negate else cond.op
+    difference = bounds(from_affine(affine(Binary("sub", cond.left, cond.right))), ranges)  # <op> 0
+    lo, hi = difference.lo, difference.hi
+    positive, negative = lo is not None and lo > 0, hi is not None and hi < 0
+    if op == "lt":
+        return positive or lo == 0
+    if op == "le":
+        return positive
+    if op == "gt":
+        return negative or hi == 0
+    if op == "ge":
+        return negative
+    if op == "eq":
+        return positive or negative
+    return lo == 0 and hi == 0  # ne
+
+
 def guard_facts(cond: Expr, negate: bool = False) -> list[Fact] | None:
     """Facts implied by `cond` (by `not cond` when `negate`): comparisons of affine i64 expressions
-    and conjunctions of them. None when the condition says something these facts cannot hold."""
+    whose atoms read no memory, and conjunctions of them. None when the condition says something
+    these facts cannot hold."""
     if not isinstance(cond, Binary):
         return None
     if cond.op == ("logical_or" if negate else "logical_and"):
@@ -353,7 +440,7 @@ def guard_facts(cond: Expr, negate: bool = False) -> list[Fact] | None:
     if op == "ne":
         return None
     difference = affine(Binary("sub", cond.left, cond.right))  # difference <op> 0
-    if not difference.is_var_affine():
+    if not difference.is_pure():
         return None
     lo, hi = _BOUNDS[op](-difference.const)  # terms <op> -const
     if difference.is_constant:  # a condition without variables: always or never true
@@ -362,14 +449,32 @@ def guard_facts(cond: Expr, negate: bool = False) -> list[Fact] | None:
     return [Fact(difference.linear_key(), lo, hi, difference.var_names())]
 
 
+def conjoin(facts: tuple[Fact, ...], more: list[Fact]) -> tuple[Fact, ...]:
+    """The facts of `facts` and `more` together, those about one form intersected; `(IMPOSSIBLE,)`
+    when they cannot all hold."""
+    result = list(facts)
+    for fact in more:
+        for position, old in enumerate(result):
+            if old.key == fact.key:
+                lo = old.lo if fact.lo is None else fact.lo if old.lo is None else max(old.lo, fact.lo)
+                hi = old.hi if fact.hi is None else fact.hi if old.hi is None else min(old.hi, fact.hi)
+                result[position] = Fact(old.key, lo, hi, old.names | fact.names)
+                break
+        else:
+            result.append(fact)
+    if any(fact.lo is not None and fact.hi is not None and fact.lo > fact.hi for fact in result):
+        return (IMPOSSIBLE,)
+    return tuple(result)
+
+
 def guarded_bounds(index: Expr, ranges: Mapping[str, Interval], facts: tuple[Fact, ...],
                    uncertain: frozenset[str] = frozenset()) -> tuple[int | None, int | None, bool, bool] | None:
     """(lo, hi, lo attained, hi attained) of an index under the enclosing guards `facts`; None when
     the guards cannot all hold. A guard on the same affine form (up to a constant) clips the range,
     and the clipped end may not be attained; any other guard on its variables, or a variable in
     `uncertain` (constrained by a guard that is not understood), makes both ends uncertain."""
-    value = bounds(index, ranges)
     form = affine(index)
+    value = bounds(from_affine(form), ranges)
     key = form.linear_key()
     names = free_vars(index) | value.depends
     lo, hi = value.lo, value.hi
@@ -377,7 +482,7 @@ def guarded_bounds(index: Expr, ranges: Mapping[str, Interval], facts: tuple[Fac
     for fact in facts:
         if fact.lo is not None and fact.hi is not None and fact.lo > fact.hi:
             return None
-        if fact.key == key and form.is_var_affine():
+        if fact.key == key and form.is_pure():
             if fact.lo is not None and (lo is None or fact.lo + form.const > lo):
                 lo, lo_exact = fact.lo + form.const, False
             if fact.hi is not None and (hi is None or fact.hi + form.const < hi):

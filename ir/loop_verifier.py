@@ -12,7 +12,10 @@ definition; a loop variable shadows nothing and no `let` shadows a loop variable
 used is a parameter or an enclosing `local` (of scope local, not named like a parameter); indices
 are i64 and as many as the buffer's rank; indices that are certainly out of range (found by
 interval analysis over loop bounds and enclosing `if` guards, see `ir.loop_simplify`) are reported
-with the buffer, the axis and the range; loads have their buffer's dtype and stores store it;
+with the buffer, the axis and the range, and only when the access can run: the interval analysis
+finds candidates, and `ir.loop_witness` confirms each with an iteration that reaches the access
+whatever the inputs (its guards hold) and indexes outside the buffer, so dead code -- the tail
+iterations of a guarded split, say -- is never reported; loads have their buffer's dtype and stores store it;
 operands agree (binary operands share a dtype, `select` has a bool condition and equal branches,
 `if` a bool condition, comparisons give bool, logical ops take bool, transcendental ops take
 floats); op names are known; loop bounds are i64, steps positive ints, and vectorized or unrolled
@@ -37,7 +40,9 @@ import numpy as np
 from compiler.diagnostics import NicheError
 from ir.dtypes import DType
 from ir.loop_printer import format_expr, print_stmt
-from ir.loop_simplify import IMPOSSIBLE, Fact, Interval, bounds, guard_facts, guarded_bounds, loop_values
+from ir.loop_simplify import (IMPOSSIBLE, Fact, Interval, bounds, conjoin, guard_facts, guarded_bounds,
+                               loop_values, never_holds)
+from ir.loop_witness import GuardStep, LetStep, LoopStep, Path, Step, out_of_range_witness
 from ir.loops import (BINARY_OPS, COMPARE_OPS, INDEX, LOGIC_OPS, UNARY_OPS, Allocate, Binary, Buffer, Cast,
                       Const, Expr, For, If, Kernel, Let, Load, LoopKind, LoopProgram, Scope, Select, Seq, Stmt,
                       Store, Unary, Var, walk)
@@ -195,10 +200,12 @@ class _Scope:
     facts: tuple[Fact, ...] = ()
     unknown_guards: frozenset[str] = frozenset()  # variables constrained by guards we cannot read
     let_depends: dict[str, frozenset[str]] = field(default_factory=dict)  # let -> variables it reads
+    path: Path = ()  # the enclosing loops, lets and guards, outermost first
 
-    def child(self) -> _Scope:
+    def child(self, step: Step | None = None) -> _Scope:
+        path = self.path if step is None else self.path + (step,)
         return _Scope(dict(self.buffers), dict(self.variables), dict(self.ranges), self.facts,
-                      self.unknown_guards, dict(self.let_depends))
+                      self.unknown_guards, dict(self.let_depends), path)
 
     def depends(self, names: frozenset[str]) -> frozenset[str]:
         """`names` and, for the lets among them, the variables their values read."""
@@ -301,11 +308,11 @@ class _KernelChecker:
         if loop.var in scope.variables:
             kind = scope.variables[loop.var][1]
             self.report(f"loop variable '{loop.var}' shadows an enclosing {kind} variable")
-        inner = scope.child()
-        inner.variables[loop.var] = (INDEX, "loop")
         start = loop.start if _is_index(loop.start) else None
         extent = loop.extent if _is_index(loop.extent) else None
         step = loop.step if isinstance(loop.step, int) and loop.step > 0 else 1
+        inner = scope.child(LoopStep(loop.var, start, extent, step))
+        inner.variables[loop.var] = (INDEX, "loop")
         loop_range = loop_values(loop.var, start, extent, step, scope.ranges)
         if loop_range is None:  # the loop never runs: its body cannot go out of range
             inner.ranges[loop.var] = Interval(0, -1, False, frozenset({loop.var}))
@@ -331,11 +338,11 @@ class _KernelChecker:
         cond = self.expr(stmt.cond, scope)
         if cond is not None and cond is not DType.BOOL:
             self.report(f"if condition has type {cond}, expected bool")
-        then_scope = scope.child()
+        then_scope = scope.child(GuardStep(stmt.cond, negate=False))
         _add_guard(then_scope, stmt.cond, negate=False)
         self.stmt(stmt.then_body, then_scope)
         if stmt.else_body is not None:
-            else_scope = scope.child()
+            else_scope = scope.child(GuardStep(stmt.cond, negate=True))
             _add_guard(else_scope, stmt.cond, negate=True)
             self.stmt(stmt.else_body, else_scope)
 
@@ -344,7 +351,8 @@ class _KernelChecker:
         self.check_name(let.var, "let variable")
         if scope.variables.get(let.var, (None, ""))[1] == "loop":
             self.report(f"let '{let.var}' shadows a loop variable")
-        inner = scope.child()
+        inner = scope.child(LetStep(let.var, let.value))
+        inner.facts = tuple(fact for fact in scope.facts if let.var not in fact.names)  # about a shadowed let
         inner.let_depends[let.var] = scope.depends(_names_in(let.value))
         if dtype is not None:
             inner.variables[let.var] = (dtype, "let")
@@ -405,7 +413,7 @@ class _KernelChecker:
         outside = (hi is not None and hi < 0) or (lo is not None and lo >= extent)
         below = lo is not None and lo < 0 and lo_exact
         above = hi is not None and hi >= extent and hi_exact
-        if outside or below or above:
+        if (outside or below or above) and out_of_range_witness(scope.path, index, extent, outside):
             self.report(f"index {axis} of '{name}' (`{_show(index)}`) ranges over [{_end(lo)}, {_end(hi)}] "
                         f"but axis {axis} has extent {extent}")
 
@@ -506,12 +514,18 @@ def _is_index(expr: object) -> bool:
 
 
 def _add_guard(scope: _Scope, cond: Expr, negate: bool) -> None:
-    """Record what holds inside `if cond` (or its else branch) about affine index expressions."""
-    facts = guard_facts(cond, negate) if isinstance(cond, _EXPR_TYPES) else None
+    """Record what holds inside `if cond` (or its else branch) about affine index expressions; a
+    guard that never holds there makes the branch unreachable."""
+    if not isinstance(cond, _EXPR_TYPES):
+        return
+    if never_holds(cond, scope.ranges, negate):
+        scope.facts = (IMPOSSIBLE,)
+        return
+    facts = guard_facts(cond, negate)
     if facts is None:
         scope.unknown_guards = scope.unknown_guards | scope.depends(_names_in(cond))
         return
-    scope.facts = scope.facts + tuple(facts)
+    scope.facts = conjoin(scope.facts, facts)
 
 
 def _names_in(expr: object) -> frozenset[str]:

@@ -466,6 +466,30 @@ def test_random_transform_sequences_keep_meaning(name: str, steps: list) -> None
     assert_same_meaning(before, after, seeds=(0,))
 
 
+@pytest.mark.parametrize("name, steps", [
+    # The first falsifying example: the tail of split_loop holds only dead iterations of the guard
+    # from split_guard, written through the fuse as `(t + 3) // 2 * 2 + (t + 3) % 2`.
+    ("elementwise", [("split_guard", 0, 0, 2), ("fuse", 0, 0, 1), ("split_loop", 0, 0, 3)]),
+    # The same with a guard that stays non-affine (`(t + 9) // 5 + 2 < 3` once i_o is unrolled).
+    ("elementwise", [("split_guard", 0, 0, 2), ("fuse", 1, 0, 1), ("split_loop", 1, 0, 3),
+                     ("unroll_fully", 0, 0, 1)]),
+    # Unrolled copies under data-dependent guards, for iterations valid inputs never reach.
+    ("odd", [("split_guard", 1, 0, 2), ("split_guard", 1, 0, 2), ("split_guard", 1, 0, 3),
+             ("split_guard", 0, 0, 1), ("unroll_fully", 10, 0, 1)]),
+])
+def test_transform_sequences_found_by_hypothesis(name: str, steps: list) -> None:
+    before = kernel(name)
+    after = before
+    for step in steps:
+        after = apply_step(after, step)
+    assert_same_meaning(before, after)
+
+
+def test_fusing_a_split_gives_back_the_split_variable() -> None:
+    after = fuse(split(kernel("elementwise"), "i", 2), "i_o", "i_i")
+    assert "if i_o_i_i < 3 {\n        y[i_o_i_i, j] =" in print_kernel(after)
+
+
 def test_split_guard_stays_above_loops_whose_bounds_depend_on_the_split_variable() -> None:
     before = parse_kernel(TRIANGLE)
     after = split(before, "i", 3)
