@@ -1,0 +1,244 @@
+"""The GPU cost model: an occupancy-aware roofline per kernel, from the counts and the kernel's launch.
+
+Per kernel (counts from `targets.counts`, launch shape from `targets.gpu.shapes`), seconds:
+
+    compute  = matmul on tensor cores (bf16/f16 operands):
+                   padded FLOPs / (tensor peak(precision) x 2 if B is 2:4 sparse x compute_fraction x wave_eff)
+               everything else, and matmuls on CUDA cores:
+                   (FLOPs + transcendentals x transcendental_flops) / (vector peak x vector_fraction x wave_eff)
+               padded FLOPs = 2 x batch x (M, N, K rounded up to the tiles): the work the tiles really do
+    mem:hbm  = HBM bytes / (bandwidth x memory_fraction x memory_eff)
+               HBM bytes = the distinct bytes of every global buffer it touches (each read once), less the
+               intermediates the previous kernels wrote that still sit in L2, plus a matmul operand's
+               reloads when it does not fit in L2 (`targets.gpu.traffic`)
+    mem:l2   = bytes all blocks load and store (a matmul: every tile of every panel) / L2 bandwidth
+    mem:smem = a matmul's shared-memory traffic (panels written once, operands read per use) / its bandwidth
+    latency  = max(compute, mem:*) + launch overhead        (targets.cost.roofline)
+
+    wave_eff   = blocks / (waves x SMs x resident blocks per SM)        (targets.gpu.occupancy)
+    memory_eff = min(1, resident warps / warps HBM needs in flight)   (Little's law)
+
+Resident blocks come from the registers (ptxas's figure when the PTX was assembled, else an estimate),
+the shared memory and the block size. Every fraction is an assumption of the spec, chosen before
+measuring; the report lists them. Pricing never runs or allocates the program: a graph is priced from its
+fusion groups (`count_graph`), a compiled artifact from its SIMT loop IR (`count_loop_program`).
+Multi-GPU: `targets.partition` splits kernels (tensor parallel inside the NVLink domain, pipeline stages
+across) and prices all-reduces from the spec's NVLink bandwidth and latency.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ir.loops import LoopProgram
+from targets.cost import Amounts, Cost, CostReport, roofline
+from targets.counts import KernelCounts, ProgramCounts, count_graph, count_loop_program
+from targets.gpu import shapes as kernel_shapes
+from targets.gpu.machine import MODEL_DEFAULTS, GpuMachine
+from targets.gpu.mapping import shared_bytes_moved
+from targets.gpu.occupancy import memory_efficiency, occupancy, wave_efficiency, waves
+from targets.gpu.shapes import KernelShape
+from targets.gpu.traffic import matmul_traffic
+from targets.partition import plan_partition, price_partitioned
+from targets.report import build_report
+from targets.spec import HardwareSpec
+from targets.units import format_si
+
+
+class GpuModel:
+    """Prices kernels on one GPU (see the module docstring for the formulas)."""
+
+    def __init__(self, machine: GpuMachine) -> None:
+        self.machine = machine
+        self._recent: list[tuple[str, float]] = []  # intermediates the last kernels wrote (name, bytes)
+
+    def price(self, kernel: KernelCounts, shape: KernelShape) -> Cost:
+        m = self.machine
+        resident = occupancy(m, shape.threads, shape.registers, shape.shared_bytes)
+        busy = wave_efficiency(m, shape.blocks, resident)
+        feed = memory_efficiency(m, shape.blocks, resident)
+        hbm = self.hbm_bytes(kernel)
+        l2 = sum(t.loaded + t.stored for t in kernel.traffic if t.role != "local")  # every access goes via L2
+        smem = 0.0
+        unit, precision = "vector", "f64" if shape.precision == "f64" else "f32"
+        executed = kernel.flops + kernel.transcendentals * m.transcendental_flops
+        vector_rate = m.vector_rate(precision)
+        peak_seconds = executed / vector_rate
+        compute = executed / (vector_rate * m.vector_fraction * busy)
+        if shape.tiles is not None and kernel.matmul is not None:
+            tiles, mm = shape.tiles, kernel.matmul
+            padded = (2.0 * mm.batch * math.ceil(mm.m / tiles.bm) * tiles.bm * math.ceil(mm.n / tiles.bn) * tiles.bn
+                      * math.ceil(mm.k / tiles.bk) * tiles.bk)
+            rest = max(0.0, kernel.flops_useful - 2.0 * mm.batch * mm.m * mm.n * mm.k) \
+                + kernel.transcendentals * m.transcendental_flops
+            if tiles.mma:
+                unit, precision = "tensor", shape.precision
+                rate = m.tensor_rate(precision) * (2.0 if shape.sparse_b else 1.0)
+                compute = padded / (rate * m.tensor_fraction * busy) + rest / (vector_rate * m.vector_fraction * busy)
+                peak_seconds = padded / rate + rest / vector_rate
+            else:
+                compute = (padded + rest) / (vector_rate * m.vector_fraction * busy)
+                peak_seconds = (padded + rest) / vector_rate
+            executed = padded + rest
+            slots = m.sms * resident.blocks_per_sm
+            traffic = matmul_traffic(m, mm.batch, mm.m, mm.n, mm.k, tiles.bm, tiles.bn, tiles.itemsize,
+                                     shape.a_batched, shape.b_batched, slots)
+            a_once = (mm.batch if shape.a_batched else 1) * mm.m * mm.k * tiles.itemsize
+            b_once = (mm.batch if shape.b_batched else 1) * mm.k * mm.n * tiles.itemsize
+            hbm += (traffic.a_hbm - a_once) + (traffic.b_hbm - b_once)
+            l2 = traffic.l2 + kernel.bytes(("output", "intermediate"))
+            smem = shared_bytes_moved(tiles, shape.blocks, mm.k)
+            feed = memory_efficiency(m, shape.blocks, resident, tiles.bytes_in_flight_per_warp(m))
+        time = {"compute": compute,
+                "mem:hbm": hbm / (m.hbm_bandwidth * m.memory_fraction * feed)}
+        if m.l2_bandwidth:
+            time["mem:l2"] = l2 / m.l2_bandwidth
+        if smem and m.smem_bandwidth:
+            time["mem:smem"] = smem / m.smem_bandwidth
+        counts = {"flops_useful": kernel.flops_useful, "flops_executed": executed,
+                  "transcendentals": kernel.transcendentals,
+                  "bytes": Amounts.of({"mem:hbm": hbm, "mem:l2": l2, "mem:smem": smem}),
+                  "peak_chip_seconds": peak_seconds, "ops": Amounts.of({f"{unit}:{precision}": executed})}
+        return roofline(time, {"launch": m.launch_overhead}, **counts)
+
+    def hbm_bytes(self, kernel: KernelCounts) -> float:
+        """Bytes from and to HBM: every global buffer's footprint, except intermediates the previous kernels
+        just wrote that are still in L2."""
+        limit = self.machine.l2_bytes * self.machine.l2_reuse_fraction
+        recent = dict(self._recent)
+        hbm = 0.0
+        for t in kernel.traffic:
+            if t.role == "local" or (t.role == "intermediate" and t.buffer in recent and t.loaded
+                                     and not t.stored and t.unique <= limit):
+                continue
+            hbm += t.unique
+        for name in kernel.writes:
+            self._recent.append((name, sum(t.unique for t in kernel.traffic if t.buffer == name)))
+        while self._recent and sum(size for _, size in self._recent) > limit:
+            self._recent.pop(0)
+        return hbm
+
+    def describe(self, shape: KernelShape) -> str:
+        """One line on the launch: grid, block, occupancy, waves, tiles."""
+        m = self.machine
+        resident = occupancy(m, shape.threads, shape.registers, shape.shared_bytes)
+        text = (f"{shape.blocks} blocks x {shape.threads} threads, {shape.registers} regs ({shape.registers_from}), "
+                f"{shape.shared_bytes / 1024:.3g} KiB smem: {resident.blocks_per_sm} blocks/SM ({resident.limiter}), "
+                f"occupancy {resident.occupancy:.0%}, {waves(m, shape.blocks, resident)} wave(s) "
+                f"at {wave_efficiency(m, shape.blocks, resident):.0%}")
+        if shape.tiles is not None:
+            t = shape.tiles
+            how = f"mma.sync {t.warps_m}x{t.warps_n} warps" if t.mma else f"CUDA cores, {t.tm}x{t.tn} per thread"
+            text += f"; tile {t.bm}x{t.bn}x{t.bk} on {how}" + (" (2:4 sparse B)" if shape.sparse_b else "")
+        if shape.mode:
+            text += f"; a row per {shape.mode}"
+        if shape.spill_bytes:
+            text += f"; ptxas spills {shape.spill_bytes} B per thread"
+        return text
+
+
+def estimate_artifact(artifact: object, spec: HardwareSpec, machine: GpuMachine, target: str) -> CostReport:
+    """`GpuTarget.estimate`: a compiled artifact priced on its SIMT loop IR and launches, a pricing-only one
+    (`targets.base.PricingArtifact`) on its graph and fusion groups."""
+    graph = artifact.graph
+    options = getattr(artifact, "options", None)
+    program = getattr(artifact, "program", None)
+    if isinstance(program, LoopProgram):
+        counts = count_loop_program(program, graph=graph)
+        by_name = kernel_shapes.from_artifact(artifact)
+        shapes = [by_name[k.name] for k in counts.kernels]
+    else:
+        counts = count_graph(graph)
+        tensor_cores = bool(options.extra.get("tensor_cores", True)) if options is not None else True
+        shapes = kernel_shapes.from_graph(graph, counts, machine, tensor_cores)
+    counts.attributes.setdefault("dims", dict(graph.dims))
+    return estimate(counts, shapes, spec, machine, target, getattr(options, "chips", None),
+                    getattr(options, "partition", "auto"))
+
+
+def estimate(counts: ProgramCounts, shapes: list[KernelShape], spec: HardwareSpec, machine: GpuMachine,
+             target: str, chips: int | None = None, strategy: str = "auto") -> CostReport:
+    plan = plan_partition(counts, spec, chips, strategy)
+    model = GpuModel(machine)
+    order = iter(range(len(counts.kernels)))
+    notes: dict[int, str] = {}
+
+    def price(kernel: KernelCounts) -> Cost:  # price_partitioned calls it once per kernel, in order
+        index = next(order)
+        ways = plan.ways[index] if plan.ways else 1
+        shape = shapes[index].split(ways, kernel, machine)
+        notes[index] = model.describe(shape)
+        return model.price(kernel, shape)
+
+    reports = price_partitioned(counts, spec, plan, price) if plan.placement.fits else []
+    reports = _with_notes(reports, counts, notes)
+    assumptions = _assumptions(counts, spec, machine)
+    return build_report(target, spec, counts, plan, reports, assumptions, _lead(counts, reports, machine))
+
+
+def _with_notes(reports, counts: ProgramCounts, notes: dict[int, str]):
+    from dataclasses import replace
+    result, index = [], 0
+    names = [k.name for k in counts.kernels]
+    for report in reports:
+        if index < len(names) and report.name == names[index] and report.kind == counts.kernels[index].kind:
+            note = "; ".join(part for part in (notes.get(index, ""), report.note) if part)
+            result.append(replace(report, note=note))
+            index += 1
+        else:
+            result.append(report)
+    return result
+
+
+def _lead(counts: ProgramCounts, reports, machine: GpuMachine) -> str:
+    """Why the program is bound where it is: the ridge point (the intensity at which the unit most of its
+    work runs on, at its achievable rate, meets HBM at its achievable rate), and how much of the time goes
+    to kernels above it (compute-bound), below it (memory-bound), and to launches and messages."""
+    if not reports:
+        return ""
+    total = sum((r.cost for r in reports), Cost())
+    unit = total.ops.largest()
+    precision = unit[0].split(":")[-1] if unit else "f32"
+    tensor = unit is not None and unit[0].startswith("tensor")
+    peak = machine.tensor_rate(precision) if tensor else machine.vector_rate(precision)
+    fraction = machine.tensor_fraction if tensor else machine.vector_fraction
+    ridge = peak * fraction / (machine.hbm_bandwidth * machine.memory_fraction)
+    groups: dict[str, Cost] = {}
+    for report in reports:
+        binding = report.cost.binding or "compute"
+        group = "compute" if binding == "compute" else "memory" if binding.startswith("mem:") else binding
+        groups[group] = groups.get(group, Cost()) + report.cost
+    parts = []
+    for group, phrase in (("compute", "compute-bound kernels ({} FLOP/B, above the ridge)"),
+                          ("memory", "memory-bound kernels ({} FLOP/B, below the ridge)"),
+                          ("launch", "launch overhead"), ("interconnect", "NVLink messages")):
+        cost = groups.get(group)
+        if cost is None or not total.latency or cost.latency < 0.005 * total.latency:
+            continue
+        hbm = cost.bytes.get("mem:hbm")
+        intensity = f"{cost.flops_executed / hbm:.3g}" if hbm else "inf"
+        parts.append(f"{cost.latency / total.latency:.0%} in " + phrase.format(intensity))
+    text = (f"ridge {ridge:.3g} FLOP/B ({'tensor cores' if tensor else 'CUDA cores'} {precision} at {fraction:g} x "
+            f"{format_si(peak, 'FLOP/s')} vs HBM at {machine.memory_fraction:g} x "
+            f"{format_si(machine.hbm_bandwidth, 'B/s')}): " + ", ".join(parts))
+    if counts.weight_bytes:
+        text = f"weights {format_si(counts.weight_bytes, 'B')} read from HBM each step; " + text
+    return text
+
+
+def _assumptions(counts: ProgramCounts, spec: HardwareSpec, machine: GpuMachine) -> list[str]:
+    items = [f"{machine.name}: {machine.sms} SMs, {machine.arch}; achievable fractions (spec assumptions): "
+             f"tensor cores {machine.tensor_fraction:g}, CUDA cores {machine.vector_fraction:g}, "
+             f"HBM {machine.memory_fraction:g}",
+             "bf16/f16 matmuls on tensor cores (mma.sync m16n8k16, dense rate; 2x for 2:4 sparse B), everything "
+             "else on CUDA cores in f32; exp/tanh/log as polynomials of "
+             f"{machine.transcendental_flops:g} FLOPs",
+             f"kernel launch overhead {machine.launch_overhead * 1e6:.3g} us each (no CUDA graphs), not overlapped",
+             "HBM traffic: each buffer once per kernel, plus matmul operand reloads per wave when an operand "
+             f"exceeds {machine.l2_reuse_fraction:g} of L2; intermediates just written are read from L2"]
+    for path in machine.defaulted:
+        value, why = MODEL_DEFAULTS[path]
+        items.append(f"{path} = {value:g} (not in the spec; default: {why})")
+    if counts.level == "graph":
+        items.append("launch shapes from the GPU launch rules applied to the fusion groups (registers estimated)")
+    return items

@@ -1,0 +1,138 @@
+"""The launch shape of each kernel the cost model prices: blocks, threads, shared memory, registers, tiles.
+
+Two sources, one result type (`KernelShape`):
+
+* a compiled artifact (`from_artifact`): the SIMT analysis of each kernel (grid, block, shared arrays)
+  and the tiles the schedule chose, with ptxas's registers and shared memory when ptxas is installed;
+* a graph priced without compiling (`from_graph`): the same launch rules (`targets.gpu.mapping`) applied
+  to each fusion group's kernel, read from the graph in one linear pass (a 70B-parameter, 80-layer
+  decode step has a few thousand kernels and is shaped in well under a second).
+
+`KernelShape.split(ways)` is the shape of one chip's share when tensor parallelism divides a kernel:
+a matmul gets the tiles of its narrower N, other kernels 1/ways of the blocks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from ir import ops
+from ir.graph import Graph
+from targets.counts import KernelCounts, ProgramCounts
+from targets.gpu.machine import GpuMachine
+from targets.gpu.mapping import MatmulTiles, choose_tiles, elementwise_launch, reduction_launch
+
+ESTIMATED_REGISTERS = 32  # per thread, for elementwise and reduction kernels without ptxas figures
+
+
+@dataclass(frozen=True)
+class KernelShape:
+    kind: str
+    blocks: int
+    threads: int
+    shared_bytes: float
+    registers: int
+    registers_from: str  # "ptxas" or "estimate"
+    precision: str  # of the arithmetic: the operands' dtype for a matmul
+    tiles: MatmulTiles | None = None
+    a_batched: bool = False
+    b_batched: bool = False
+    sparse_b: bool = False  # B is 2:4 structured sparse (sparse tensor cores: twice the dense rate)
+    mode: str = ""  # reductions: "thread" or "block"
+    spill_bytes: int = 0
+    tensor_cores: bool = True
+
+    def split(self, ways: int, kernel: KernelCounts, machine: GpuMachine) -> KernelShape:
+        if ways == 1:
+            return self
+        if self.tiles is not None and kernel.matmul is not None:
+            return matmul_shape(kernel, machine, self.precision, self.a_batched, self.b_batched, self.sparse_b,
+                                self.tensor_cores)
+        return replace(self, blocks=max(1, math.ceil(self.blocks / ways)))
+
+
+def matmul_shape(kernel: KernelCounts, machine: GpuMachine, precision: str, a_batched: bool, b_batched: bool,
+                 sparse_b: bool, tensor_cores: bool) -> KernelShape:
+    shape = kernel.matmul
+    itemsize = {"f64": 8, "f32": 4, "i64": 8, "i32": 4, "i8": 1}.get(precision, 2)
+    out_bytes = kernel.bytes(("output", "intermediate"))
+    tiles = choose_tiles(machine, shape.batch, shape.m, shape.n, shape.k, precision, itemsize, a_batched, b_batched,
+                         out_bytes, tensor_cores)
+    blocks = shape.batch * math.ceil(shape.m / tiles.bm) * math.ceil(shape.n / tiles.bn)
+    return KernelShape("matmul", blocks, tiles.threads, tiles.shared_bytes, tiles.registers, "estimate", precision,
+                       tiles, a_batched, b_batched, sparse_b, tensor_cores=tensor_cores)
+
+
+def from_graph(graph: Graph, counts: ProgramCounts, machine: GpuMachine,
+               tensor_cores: bool = True) -> list[KernelShape]:
+    """One shape per kernel of `counts` (a `count_graph` result of `graph`), in order."""
+    from targets.graph_counts import GraphCounter
+    counter = GraphCounter(graph)
+    shapes = []
+    for members, kernel in zip(counter.units(), counts.kernels):
+        shapes.append(_unit_shape(graph, counter, members, kernel, machine, tensor_cores))
+    return shapes
+
+
+def _unit_shape(graph: Graph, counter, members: list[int], kernel: KernelCounts, machine: GpuMachine,
+                tensor_cores: bool) -> KernelShape:
+    nodes = {n: graph.node(n) for n in members}
+    precision = str(kernel.dtype)
+    if kernel.kind == "matmul" and kernel.matmul is not None:
+        anchor = next(n for n, node in nodes.items() if ops.in_group(node.op, ops.MATMUL))
+        a, b = graph.operands(anchor)
+        a_type, b_type = graph.node(a).type, graph.node(b).type
+        base = counter.base(b)
+        fmt = graph.node(base[0]).type.format if base is not None else b_type.format
+        sparse = fmt.kind == "nm" and fmt.n * 2 <= fmt.m
+        return matmul_shape(kernel, machine, str(a_type.dtype), math.prod(a_type.shape[:-2]) > 1,
+                            math.prod(b_type.shape[:-2]) > 1, sparse, tensor_cores)
+    if kernel.kind == "reduction":
+        anchor = next(n for n, node in nodes.items() if ops.in_group(node.op, ops.REDUCTION))
+        source = graph.node(graph.operands(anchor)[0]).type
+        length = max(1, source.size // max(1, nodes[anchor].type.size))
+        launch = reduction_launch(max(1, source.size // length), length)
+        return KernelShape("reduction", launch.blocks, launch.threads, _reduction_shared(launch, kernel),
+                           ESTIMATED_REGISTERS, "estimate", precision, mode=launch.mode)
+    launch = elementwise_launch(max(1, int(kernel.parallel)))
+    return KernelShape(kernel.kind, launch.blocks, launch.threads, 0, ESTIMATED_REGISTERS, "estimate", precision)
+
+
+def _reduction_shared(launch, kernel: KernelCounts) -> float:
+    """Per block: one f32/f64 slot per warp and the reduced total, per stage (row-per-block mode)."""
+    if launch.mode != "block":
+        return 0.0
+    return (launch.threads // 32 + 1) * 8
+
+
+def from_artifact(artifact) -> dict[str, KernelShape]:  # artifact: GpuArtifact
+    """Shapes of the compiled kernels, by kernel name (ptxas figures where ptxas is installed)."""
+    from targets.gpu.codegen.module import symbols_for
+    report = artifact.ptxas_report() or {}
+    symbols = symbols_for(artifact.program)
+    graph = artifact.graph
+    shapes = {}
+    for name, simt in artifact.simt.items():
+        kernel = artifact.program.kernels[name]
+        tiles = artifact.tiles.get(name)
+        info = report.get(symbols.kernels[name])
+        registers = info.registers if info is not None else (tiles.registers if tiles else ESTIMATED_REGISTERS)
+        shared = info.shared_bytes if info is not None else simt.shared_bytes
+        precision, a_batched, b_batched = _kernel_precision(graph, kernel)
+        shapes[name] = KernelShape(str(kernel.attr("kind", "elementwise")), simt.grid, simt.block, shared, registers,
+                                   "ptxas" if info is not None else "estimate", precision, tiles, a_batched, b_batched,
+                                   spill_bytes=(info.spill_stores + info.spill_loads) if info is not None else 0,
+                                   tensor_cores=tiles.mma if tiles is not None else True)
+    return shapes
+
+
+def _kernel_precision(graph: Graph, kernel) -> tuple[str, bool, bool]:
+    """(precision, A batched, B batched) of a loop-IR kernel, from the graph nodes it computes."""
+    nodes = kernel.attr("nodes") or ()
+    for n in nodes:
+        if ops.in_group(graph.node(n).op, ops.MATMUL):
+            a, b = (graph.node(o).type for o in graph.operands(n))
+            return str(a.dtype), math.prod(a.shape[:-2]) > 1, math.prod(b.shape[:-2]) > 1
+    dtype = next((graph.node(n).type.dtype for n in reversed(nodes)), None)
+    return (str(dtype) if dtype is not None else "f32"), False, False
