@@ -56,6 +56,9 @@ def add_program_arguments(parser: argparse.ArgumentParser, target_default: str =
                              "`niche targets` lists them")
     parser.add_argument("-O", dest="opt_level", type=int, choices=range(4), default=2, metavar="LEVEL",
                         help="optimisation level -O0 .. -O3 (default: -O2)")
+    parser.add_argument("--weights", metavar="FILE.npz",
+                        help="bind @weight parameters to the arrays of FILE.npz (by name) at compile time: passes "
+                             "see their data (sparsify, prune) and they are no longer inputs (docs/sparsity.md)")
     parser.add_argument("--mesh", metavar="RxC",
                         help="wse target: the PE mesh to lay the program out on and simulate (default 16x16)")
     add_pass_arguments(parser)
@@ -64,6 +67,8 @@ def add_program_arguments(parser: argparse.ArgumentParser, target_default: str =
 def compile_options(args: argparse.Namespace) -> dict:
     options = {"target": args.target, "defines": dict(args.defines), "entry": args.entry,
                "opt_level": args.opt_level, **pass_options(args)}
+    if getattr(args, "weights", None) is not None:
+        options["weights"] = args.weights
     if getattr(args, "mesh", None) is not None:
         options["mesh"] = args.mesh  # a target option (CompileOptions.extra)
     return options

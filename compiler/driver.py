@@ -4,6 +4,11 @@ Stages, in order: parse (.nk -> AST) -> specialise (AST + dimension bindings -> 
 compile (graph -> artifact). A saved graph (`niche compile saved.graph`) enters at the graph stage, as
 IREE's `--compile-from` does. Symbolic dimensions left free by -D are bound at call time from the
 shapes of the arguments; each new binding specialises the program again (cached per binding).
+
+Weights bound to data (`weights=`, `--weights FILE.npz`; `compiler/weights.py`) are attached to every
+specialised graph before the passes and are no longer arguments. Arguments of sparse-format
+parameters may be scipy matrices or storage tuples; they are validated and handed to artifacts that
+take them (`sparse_arguments`) as `ir.sparse.SparseMatrix`, to the others dense (docs/sparsity.md).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from compiler.irgen import IRGen
 from compiler.values import is_int
 from ir.graph import Graph
 from ir.interpreter import InterpreterError, check_input, run_graph
+from ir.sparse import SparseMatrix
 from targets.base import Artifact, CompileOptions, get_target
 
 PRELUDE = Path(__file__).with_name("prelude.nk")
@@ -145,10 +151,26 @@ class Program:
         self.options = options
         self._cache: dict[tuple, tuple[Graph, Artifact]] = {}
         self.signature, self.free_symbols = source.signature(options.defines, options.entry)
+        # Weights bound at compile time (compiler/weights.py): not arguments; their shapes bind dimensions.
+        from compiler.weights import bound_shapes, load_weights
+        self.weights = load_weights(options.weights)
+        self._check_weight_names()
+        self._weight_shapes = bound_shapes(self.weights)
         self._graph: Graph | None = None
         self._artifact: Artifact | None = None
-        if not self.free_symbols:  # else wait for the first call's shapes to bind them
-            self._graph, self._artifact = self._specialized(dict(options.defines))
+        initial = self._bindings({}) if self.weights else dict(options.defines)
+        if self.free_symbols <= set(initial):  # else wait for the first call's shapes to bind them
+            self._graph, self._artifact = self._specialized(initial)
+
+    def _check_weight_names(self) -> None:
+        """Every bound name is a @weight of the entry (shapes and data are checked when specialising)."""
+        weights = [spec.name for spec in self.signature if spec.weight]
+        for name in self.weights:
+            if name not in weights:
+                what = "a parameter but not a @weight" if name in [s.name for s in self.signature] else \
+                    "not a parameter"
+                raise CompileError([Diagnostic(f"--weights: '{name}' is {what} of the entry function "
+                                               f"(weights: {', '.join(weights) or 'none'})")])
 
     @property
     def graph(self) -> Graph:
@@ -174,7 +196,7 @@ class Program:
     def _specialized(self, defines: dict[str, int | float]) -> tuple[Graph, Artifact]:
         key = tuple(sorted(defines.items()))
         if key not in self._cache:
-            graph = self.source.specialize(defines, self.options.entry)
+            graph = self._specialize(defines)
             graph = self._run_graph_passes(graph)
             target = get_target(self.options.target)
             try:
@@ -186,6 +208,12 @@ class Program:
                                     f"{type(error).__name__}: {error}") from error
             self._cache[key] = (graph, artifact)
         return self._cache[key]
+
+    def _specialize(self, defines: Mapping[str, int | float]) -> Graph:
+        """The graph IR under `defines`, with the bound weights' data attached."""
+        from compiler.weights import bind_weights
+        graph = self.source.specialize(defines, self.options.entry)
+        return bind_weights(graph, self.weights, self.source.sources)
 
     def _run_graph_passes(self, graph: Graph) -> Graph:
         from passes.graph_pipeline import run_graph_pipeline
@@ -203,7 +231,8 @@ class Program:
 
     @property
     def param_names(self) -> list[str]:
-        return [spec.name for spec in self.signature]
+        """The parameters a call passes (bound weights are not among them)."""
+        return [spec.name for spec in self.signature if spec.name not in self.weights]
 
     def ir(self, kind: str = "graph") -> str | bytes:
         """The program at one level: 'graph', 'dot', or any of the target's emit kinds."""
@@ -235,6 +264,8 @@ class Program:
             raise ArgumentError(f"{self.name}() takes {len(names)} arguments, got {len(args)}")
         bound: dict[str, Any] = dict(zip(names, args))
         for name, value in kwargs.items():
+            if name in self.weights:
+                raise ArgumentError(_bound_message(name))
             if name not in names:
                 raise ArgumentError(f"{self.name}() has no parameter '{name}' (parameters: "
                                     f"{', '.join(names)})")
@@ -244,7 +275,7 @@ class Program:
         missing = [n for n in names if n not in bound]
         if missing:
             raise ArgumentError(f"{self.name}() is missing argument(s): {', '.join(missing)}")
-        return {name: value if isinstance(value, np.ndarray) else np.asarray(value)
+        return {name: value if isinstance(value, np.ndarray) or _sparse_form(value) else np.asarray(value)
                 for name, value in bound.items()}
 
     def _bindings(self, inputs: Mapping[str, np.ndarray]) -> dict[str, int | float]:
@@ -252,13 +283,19 @@ class Program:
         defines = dict(self.options.defines)
         seen: dict[str, tuple[int, str]] = {}
         for spec in self.signature:
-            if spec.name not in inputs:
+            if spec.name in self._weight_shapes:
+                shape = self._weight_shapes[spec.name]
+            elif spec.name in inputs:
+                shape = _shape_of(inputs[spec.name])
+            else:
                 continue
-            array = inputs[spec.name]
-            if array.ndim != len(spec.dims):
-                raise ArgumentError(f"argument '{spec.name}' has rank {array.ndim} (shape {list(array.shape)}), "
+            if shape is None:  # a sparse tuple form: its arrays do not say the matrix's shape
+                continue
+            if len(shape) != len(spec.dims):
+                what = "weight" if spec.name in self._weight_shapes else "argument"
+                raise ArgumentError(f"{what} '{spec.name}' has rank {len(shape)} (shape {list(shape)}), "
                                     f"expected rank {len(spec.dims)} ({spec.dtype}[{', '.join(map(str, spec.dims))}])")
-            for dim, size in zip(spec.dims, array.shape):
+            for dim, size in zip(spec.dims, shape):
                 if not isinstance(dim, str) or dim == "?":
                     continue
                 if dim in seen and seen[dim][0] != size:
@@ -286,11 +323,11 @@ class Program:
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         graph, artifact = self.specialized_for(inputs)
-        return artifact.run(self.check_inputs(graph, inputs))
+        return artifact.run(self.check_inputs(graph, inputs, artifact))
 
     def run_reference(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """The reference interpreter's outputs on the graph before any pass (the oracle)."""
-        graph = self.source.specialize(self._bindings(inputs), self.options.entry)
+        graph = self._specialize(self._bindings(inputs))
         return run_graph(graph, self.check_inputs(graph, inputs))
 
     def reference(self, *args: Any, **kwargs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
@@ -299,16 +336,60 @@ class Program:
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     @staticmethod
-    def check_inputs(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def check_inputs(graph: Graph, inputs: Mapping[str, Any], artifact: Artifact | None = None) -> dict[str, Any]:
+        """The arguments `artifact` runs on (default: a reference run): each checked against its
+        parameter; sparse-format ones validated (`compiler.weights`) and passed as `SparseMatrix` to
+        artifacts with `sparse_arguments`, dense to the others; bound weights added from the graph's
+        data unless the artifact holds them itself (its `bound_weights`)."""
+        from compiler.weights import argument_value
+        owned = set(getattr(artifact, "bound_weights", ()) or ())
+        sparse_ok = bool(getattr(artifact, "sparse_arguments", False))
         checked = {}
         for param in graph.params:
             node = graph.node(param)
             name = node.attr("name")
+            if name in graph.weight_data and name not in inputs:  # (passing it is refused by the Program)
+                if name not in owned:
+                    checked[name] = graph.weight_data[name]
+                continue
+            if name not in inputs:
+                raise ArgumentError(f"missing argument '{name}'")
+            value = inputs[name]
+            if not node.type.format.is_dense or _sparse_form(value):
+                value = argument_value(name, value, node.type)
+                if isinstance(value, SparseMatrix):
+                    checked[name] = value if sparse_ok else value.to_dense()
+                    continue
             try:
-                checked[name] = check_input(name, inputs[name], node)
+                checked[name] = check_input(name, value, node)
             except InterpreterError as error:
                 raise ArgumentError(str(error)) from None
         return checked
+
+
+def _bound_message(name: str) -> str:
+    return (f"'{name}' is a weight bound at compile time (--weights / weights=); it is not an argument: "
+            "compile again to bind other data")
+
+
+def _sparse_form(value: Any) -> bool:
+    """A sparse container: a SparseMatrix, a scipy.sparse matrix, or a tuple of storage arrays."""
+    from ir.sparse import is_scipy_sparse
+    return isinstance(value, (SparseMatrix, tuple)) or is_scipy_sparse(value)
+
+
+def _weight_source(value: Any) -> bool:
+    """Whether `weights=` binds data (a mapping, or an .npz path) rather than naming a target option."""
+    if value is None or isinstance(value, Mapping):
+        return True
+    return isinstance(value, (str, Path)) and (str(value).endswith(".npz") or Path(value).is_file())
+
+
+def _shape_of(value: Any) -> tuple[int, ...] | None:
+    if isinstance(value, tuple):
+        return None
+    shape = getattr(value, "shape", None)
+    return tuple(int(d) for d in (shape if shape is not None else np.shape(value)))
 
 
 def _options(target: str, defines: Mapping[str, int | float] | None, entry: str | None, opt_level: int,
@@ -318,6 +399,8 @@ def _options(target: str, defines: Mapping[str, int | float] | None, entry: str 
                                                                      "opt_level"}
     fields = {key: value for key, value in extra.items() if key in names}
     rest = {key: value for key, value in extra.items() if key not in names}
+    if "weights" in fields and not _weight_source(fields["weights"]):
+        rest["weights"] = fields.pop("weights")  # a target's own option (the wse's weights="streamed")
     return CompileOptions(target=target, defines=dict(defines or {}), entry=entry, opt_level=opt_level,
                           extra=rest, **fields)
 

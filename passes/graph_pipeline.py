@@ -1,7 +1,8 @@
 """The graph-pass stage of the driver: from `CompileOptions` to a configured, running PassManager.
 
 `run_graph_pipeline(graph, options)` loads the plugins (`--load-pass` files, then installed entry
-points), picks the pipeline (`--passes`, else the default of the -O level), switches on the
+points), picks the pipeline (`--passes`, else the default of the -O level, with `sparsify` after `dce`
+at -O2 and -O3 when weights are bound to data: docs/sparsity.md), switches on the
 instruments the options ask for and runs the passes on a copy of `graph`.
 
 The fusion working-set limit is, in order: `CompileOptions.fusion_working_set_limit`, else the
@@ -18,7 +19,7 @@ from ir.graph import Graph
 from passes.context import PassContext
 from passes.instruments import ExplainFusion, PassInstrument, PrintIR, Statistics, Timing
 from passes.manager import PassManager
-from passes.pipeline import build_passes, default_pipeline, parse_pipeline
+from passes.pipeline import PassSpec, build_passes, default_pipeline, parse_pipeline
 from passes.registry import get_pass, load_entry_points, load_pass_file
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ def graph_passes(options: CompileOptions) -> PassManager:
         load_pass_file(path)
     load_entry_points()
     specs = parse_pipeline(options.passes) if options.passes is not None else default_pipeline(options.opt_level)
+    if options.passes is None and options.weights and options.opt_level >= 2:
+        specs = with_sparsify(specs)  # bound weights: choose their formats (passes/sparsify.py)
     passes = build_passes(specs, "graph")
     print_after = _names(options.print_ir_after)
     for name in print_after:
@@ -48,6 +51,12 @@ def graph_passes(options: CompileOptions) -> PassManager:
     return PassManager(passes, instruments=instruments, verify_each=options.verify_each,
                        reproducer_dir=options.reproducer_dir, plugin_files=plugin_files,
                        target=options.target)
+
+
+def with_sparsify(specs: list[PassSpec]) -> list[PassSpec]:
+    """The default pipeline with `sparsify` after `dce` (before fusion, which reads formats)."""
+    position = next((i + 1 for i, spec in enumerate(specs) if spec.name == "dce"), 0)
+    return specs[:position] + [PassSpec("sparsify")] + specs[position:]
 
 
 def _names(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:

@@ -42,6 +42,9 @@ BUILTIN_MODULES = (
     "passes.fuse_epilogue",
     "passes.fuse_reductions",
     "passes.fuse_elementwise",
+    "passes.sparsify",
+    "passes.prune",
+    "passes.sparse_propagate",
 )
 BUILTIN = "built-in"
 _NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*\Z")

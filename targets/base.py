@@ -47,6 +47,9 @@ class CompileOptions:
     chips: int | None = None
     partition: str = "auto"  # auto, tensor, pipeline
     for_pricing: bool = False
+    # Weights bound to data at compile time (`--weights FILE.npz`, `weights={name: array}`): a path or a
+    # mapping, read by compiler/weights.py; bound weights are no longer arguments (docs/sparsity.md).
+    weights: Any = None
 
     @property
     def target_name(self) -> str:

@@ -84,6 +84,7 @@ class KernelCounts:
     writes: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     weight_density: float = 1.0  # non-zeros / elements of its sparsest weight (targets that skip zeros)
+    sparse: object = None  # a matmul with a sparse weight: its per-format terms (targets.sparse_cost.SparseTerms)
 
     def bytes(self, roles: tuple[str, ...] = ROLES, unique: bool = True) -> float:
         """Bytes moved to and from buffers of the given roles (footprint, or all accesses)."""

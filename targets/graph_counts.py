@@ -86,13 +86,17 @@ class GraphCounter:
         else:
             return 1.0, 1.0
         itemsize = node.type.dtype.itemsize
+        stored = density  # the fraction of entries the format keeps
         if fmt.kind == "nm":
             index = math.ceil(math.log2(fmt.m)) / 8  # bytes of position per kept value
         elif fmt.kind == "bsr":
             index = 4 / (fmt.block[0] * fmt.block[1])  # one i32 column index per block
+            if data is not None:  # whole blocks are stored, zeros included (targets.sparse_cost)
+                from ir.sparse import block_density
+                stored = block_density(np.asarray(data), fmt.block)
         else:
             index = 4.0  # one i32 index per non-zero (row pointers are negligible)
-        return min(1.0, density * (1 + index / itemsize)), density
+        return min(1.0, stored * (1 + index / itemsize)), density
 
     def role(self, n: int) -> str:
         node = self.node[n]
@@ -178,11 +182,15 @@ class GraphCounter:
             notes.append(f"{name} is {fmt} with {density:.0%} non-zeros, stored as non-zeros and indices"
                          if stored_sparse else f"{name} is {fmt} without bound data: counted dense (an upper bound)")
         density = min((d for _, _, d, _ in sparse), default=1.0)
+        terms = None
+        if kind == "matmul" and sparse:  # per-format terms for the models that price sparse kernels
+            from targets.sparse_cost import matmul_terms
+            terms = matmul_terms(self.graph, anchor)
         return KernelCounts(name=f"{self.node[anchor].op}%{anchor}", kind=kind, dtype=dtype, flops=flops,
                             flops_useful=flops, transcendentals=transcendentals, index_ops=0.0,
                             traffic=tuple(traffic), iterations=float(parallel), parallel=float(parallel),
                             matmul=matmul, reads=tuple(reads), writes=tuple(writes), notes=tuple(notes),
-                            weight_density=density), fused_away
+                            weight_density=density, sparse=terms), fused_away
 
     def _leaves(self, n: int, member_set: set[int]) -> bool:
         return n in self.program_outputs or any(u not in member_set for u in self.users[n])

@@ -256,6 +256,10 @@ def count_program(program: LoopProgram, weights: set[str] | frozenset[str] = fro
                   graph: Graph | None = None) -> ProgramCounts:
     if graph is not None and not weights:
         weights = {graph.node(p).attr("name") for p in graph.params if graph.node(p).attr("weight")}
+    for kernel in program.kernels.values():  # a sparse weight's storage buffers (passes.lowering.sparse)
+        sparse = kernel.attr("sparse")
+        if isinstance(sparse, tuple) and sparse and sparse[0] in weights:
+            weights = set(weights) | set(sparse[3:])
     roles = {}
     for name in program.buffers:
         if name in program.inputs:
@@ -321,8 +325,15 @@ def _kernel_counts(kernel: Kernel, tally: _Tally, counter: KernelCounter, bindin
                 matmul = matmul_shape(node.type, operand_types[0])
     else:
         notes.append("useful FLOPs taken as executed (the kernel does not name its graph nodes)")
+    terms = None
+    if kind == "sparse_matmul" and graph is not None and matmul is not None:  # targets.sparse_cost
+        from targets.sparse_cost import matmul_terms
+        anchor = next(n for n in nodes if graph.node(n).op == "matmul")
+        terms = matmul_terms(graph, anchor)
+        if terms is not None:
+            useful += terms.useful_flops - terms.dense_flops
     return KernelCounts(name=kernel.name, kind=kind, dtype=dtype, flops=tally.flops, flops_useful=useful,
                         transcendentals=tally.transcendentals, index_ops=tally.index_ops, traffic=tuple(traffic),
                         iterations=tally.iterations, parallel=counter.parallel,
                         vector_width=counter.vector_width, matmul=matmul, reads=tuple(reads),
-                        writes=tuple(writes), notes=tuple(notes))
+                        writes=tuple(writes), notes=tuple(notes), sparse=terms)

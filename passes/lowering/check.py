@@ -25,6 +25,7 @@ from ir.loop_eval import run_kernel, run_program
 from ir.loop_verifier import verify_program
 from ir.loops import (Allocate, Const, Expr, For, If, Kernel, Let, LoopProgram, Seq, Stmt, Store, walk)
 from passes.lowering.lower import lower
+from passes.lowering.sparse import storage_arrays
 from passes.lowering.spec import Schedule
 
 
@@ -45,7 +46,7 @@ class LoweringCheck:
 
 
 def _inputs(graph: Graph, seed: int, given: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
-    inputs = random_inputs(graph, seed, given)
+    inputs = {**random_inputs(graph, seed, given), **graph.weight_data}  # bound weights get no random data
     for param in graph.params:  # ir.dtypes.round_bf16 returns 0-d bf16 values with shape (1,)
         name = graph.node(param).attr("name")
         inputs[name] = np.asarray(inputs[name]).reshape(graph.node(param).type.shape)
@@ -55,13 +56,15 @@ def _inputs(graph: Graph, seed: int, given: dict[str, np.ndarray] | None) -> dic
 def check_lowering(graph: Graph, schedule: Schedule | None = None, seed: int = 0,
                    inputs: dict[str, np.ndarray] | None = None) -> LoweringCheck:
     """Lower `graph` with `schedule`, verify, run the whole program and compare its outputs."""
-    program = lower(graph, schedule).program
+    lowered = lower(graph, schedule)
+    program = lowered.program
     problems = verify_program(program)
     inputs = _inputs(graph, seed, inputs)
     expected = run_graph(graph, inputs)
     results = []
     if not problems:
-        actual = run_program(program, inputs)
+        sparse = storage_arrays(lowered.sparse, inputs)  # the storages of sparse parameters
+        actual = run_program(program, {**inputs, **sparse})
         for index, (got, want, node) in enumerate(zip(actual, expected, graph.outputs)):
             results.append(compare(got, want, graph.node(node).type.dtype, f"output {index}"))
     return LoweringCheck(program, problems, results)
@@ -73,7 +76,9 @@ def check_kernels(graph: Graph, schedule: Schedule | None = None, budget: int = 
     lowered = lower(graph, schedule)
     program = lowered.program
     problems = verify_program(program)
-    values = graph_values(graph, _inputs(graph, seed, None))
+    inputs = _inputs(graph, seed, None)
+    values = graph_values(graph, inputs)
+    sparse = storage_arrays(lowered.sparse, inputs)  # the storages of sparse parameters
     node_of = {buffer.name: node for node, buffer in lowered.buffers.items()}
     results: list[CheckResult] = []
     skipped: list[str] = []
@@ -88,6 +93,8 @@ def check_kernels(graph: Graph, schedule: Schedule | None = None, budget: int = 
         for param, arg in zip(kernel.params, call.args):
             if param.name in kernel.writes:
                 arrays[param.name] = np.zeros(param.shape, dtype=param.dtype.numpy)
+            elif arg in sparse:
+                arrays[param.name] = sparse[arg].copy()
             else:
                 arrays[param.name] = values[node_of[arg]].copy()
         run_kernel(kernel, arrays)

@@ -11,6 +11,9 @@ reads a reduction result at another kept position than the one being computed), 
 one node per kernel instead and the whole program is planned again; the kernels then carry the
 attribute `split_group`. Values are never computed differently, only stored more often.
 
+A matmul with a sparse weight operand becomes a `SparseMatmulSpec` (`sparse`): the storage of that
+weight replaces its dense buffer among the program's inputs, unless another kernel still reads it.
+
 Standalone views are copies: a reshape of a contiguous buffer could alias its operand, but copying
 keeps every kernel's outputs distinct buffers, which the runtimes and cost models rely on.
 """
@@ -29,6 +32,7 @@ from passes.lowering.matmul import build_matmul
 from passes.lowering.naive_schedule import NaiveSchedule
 from passes.lowering.plan import LoweringError, Unit, global_buffers, plan_units
 from passes.lowering.reduction import build_reduction
+from passes.lowering.sparse import SparseStorage, build_sparse_matmul, finish_inputs, plan_storages
 from passes.lowering.spec import KernelSpec, NameGen, Schedule, UnsupportedGroup, schedule_kernel
 
 
@@ -42,17 +46,20 @@ class LoweredSpecs:
     specs: list[KernelSpec]
     buffers: dict[int, Buffer]
     split_groups: frozenset[int]
+    sparse: tuple = ()  # passes.lowering.sparse.SparseStorage of each sparse parameter, in input order
 
 
 def lower_specs(graph: Graph, split_groups: frozenset[int] = frozenset()) -> LoweredSpecs:
     """The kernel specs of `graph`, one per unit, in call order."""
     units = plan_units(graph, set(split_groups))
     buffers, outputs, names = global_buffers(graph, units)
+    storages = plan_storages(graph, units, names)  # sparse matmuls: how each reads its sparse operand
     program = LoopProgram(graph.name, {}, [graph.node(p).attr("name") for p in graph.params], outputs)
     for buffer in buffers.values():
         program.buffers[buffer.name] = buffer
-    specs = [build_spec(graph, unit, _kernel_name(graph, unit, names), buffers) for unit in units]
-    return LoweredSpecs(program, specs, buffers, frozenset(split_groups))
+    specs = [build_spec(graph, unit, _kernel_name(graph, unit, names), buffers, storages) for unit in units]
+    sparse = finish_inputs(program, graph, specs, storages) if storages else ()
+    return LoweredSpecs(program, specs, buffers, frozenset(split_groups), sparse)
 
 
 def _kernel_name(graph: Graph, unit: Unit, names: NameGen) -> str:
@@ -62,8 +69,9 @@ def _kernel_name(graph: Graph, unit: Unit, names: NameGen) -> str:
     return names.fresh(f"fused{unit.group}" if unit.group >= 0 else f"fused_m{-unit.group}")
 
 
-def build_spec(graph: Graph, unit: Unit, name: str, buffers: dict[int, Buffer]) -> KernelSpec:
-    """The spec of one unit's kernel."""
+def build_spec(graph: Graph, unit: Unit, name: str, buffers: dict[int, Buffer],
+               storages: dict[int, SparseStorage] | None = None) -> KernelSpec:
+    """The spec of one unit's kernel (`storages`: the sparse operand of each sparse matmul, by anchor)."""
     ctx = kernel_context(graph, unit, name, buffers)
     if unit.group is None and graph.node(unit.members[0]).op == "concat":
         return build_concat(ctx)
@@ -72,6 +80,8 @@ def build_spec(graph: Graph, unit: Unit, name: str, buffers: dict[int, Buffer]) 
     except GroupError as error:
         raise LoweringError(f"group {unit.group} cannot be one kernel: {error}") from None
     if info.kind is GroupKind.MATMUL:
+        if storages and info.anchor in storages:
+            return build_sparse_matmul(ctx, info.anchor, storages[info.anchor])
         return build_matmul(ctx, info.anchor)
     if info.kind is GroupKind.REDUCTION:
         return build_reduction(ctx, info.domain, info.reduce_axes)

@@ -477,6 +477,9 @@ def schedule_kernel(schedule: Schedule, spec: KernelSpec) -> Stmt:
         return schedule.reduction(spec)
     if isinstance(spec, MatmulSpec):
         return schedule.matmul(spec)
+    if spec.kind == "sparse_matmul":  # a schedule may have `sparse_matmul`; else the naive sparse loops
+        from passes.lowering.sparse import schedule_sparse
+        return schedule_sparse(schedule, spec)
     if isinstance(spec, CopySpec):
         return schedule.copy(spec)
     raise TypeError(f"not a kernel spec: {spec!r}")

@@ -28,6 +28,7 @@ from ir.loops import Buffer
 from targets.base import TargetError
 from targets.cpu.compile import BuildOptions, CompiledProgram, LlvmBuild
 from targets.cpu.host import host_info
+from targets.cpu.inputs import InputLayout
 
 EMIT_KINDS = ("loops", "llvm", "asm", "obj")
 
@@ -47,10 +48,15 @@ def _from_bf16_bits(bits: np.ndarray, out: np.ndarray | None = None) -> np.ndarr
 class CpuArtifact:
     emit_kinds: tuple[str, ...] = EMIT_KINDS
 
-    def __init__(self, compiled: CompiledProgram, param_names: Sequence[str] | None = None) -> None:
+    sparse_arguments = True  # the driver passes sparse-format arguments as ir.sparse.SparseMatrix
+
+    def __init__(self, compiled: CompiledProgram, param_names: Sequence[str] | None = None,
+                 layout: InputLayout | None = None) -> None:
         self.compiled = compiled
         self.program = compiled.program
         self.param_names = list(param_names) if param_names is not None else list(self.program.inputs)
+        self.layout = layout  # parameters -> input buffers (sparse storages, bound weights); targets.cpu.inputs
+        self.bound_weights = layout.bound_weights if layout is not None else frozenset()
         self.inputs = [self.program.buffers[name] for name in self.program.inputs]
         self.outputs = [self.program.buffers[name] for name in self.program.outputs]
         arity = len(self.inputs) + len(self.outputs) + 1
@@ -127,6 +133,8 @@ class CpuArtifact:
         return address + (-address) % 64
 
     def _check_inputs(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        if self.layout is not None:
+            return self.layout.arrays(inputs)
         names = dict(zip(self.program.inputs, self.param_names))
         unknown = set(inputs) - set(self.param_names)
         if unknown:

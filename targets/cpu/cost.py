@@ -201,9 +201,13 @@ class CpuModel:
             time["mem:l3"] = cached / self.l3.bandwidth
         main = self.main
         time[f"mem:{main.name}"] = dram / (main.bandwidth * spec.value("model.memory_fraction"))
+        flops_executed, flops_useful = kernel.flops, kernel.flops_useful
+        if kernel.sparse is not None:  # a sparse matmul: the format's FLOPs, imbalance and gathers
+            from targets.sparse_cost import cpu_sparse_cost
+            time, flops_executed, flops_useful = cpu_sparse_cost(spec, kernel, self.level, cores, time)
         overhead = {"launch": spec.value("model.call_overhead", 0.0)
                     + (spec.value("model.parallel_overhead") if cores > 1 else 0.0)}
-        counts = {"flops_useful": kernel.flops_useful, "flops_executed": kernel.flops,
+        counts = {"flops_useful": flops_useful, "flops_executed": flops_executed,
                   "transcendentals": kernel.transcendentals,
                   "bytes": Amounts.of({"mem:l1": accesses, "mem:l3": cached,
                                        f"mem:{main.name}": dram}),

@@ -13,16 +13,20 @@ Options (`CompileOptions.extra`, e.g. `compiler.compile(path, target="cpu", thre
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ir import ops
 from ir.graph import Graph
-from ir.loops import LoopProgram
 from targets.base import CompileOptions, PricingArtifact, TargetError
 from targets.cpu.artifact import CpuArtifact
 from targets.cpu.compile import BuildOptions, compile_loops
 from targets.cpu.host import usable_cpus
+from targets.cpu.inputs import InputLayout
 from targets.cost import CostReport
 from targets.spec import HardwareSpec
+
+if TYPE_CHECKING:
+    from passes.lowering import LoweredSpecs
 
 _OPTIONS = {"threads", "cache_dir", "disk_cache", "schedule"}
 # Op groups this target lowers; anything else (an op added to the table later) is refused by name.
@@ -56,8 +60,8 @@ def check_supported(graph: Graph) -> None:
             raise TargetError(f"{where}the cpu target does not support '{node.op}' (%{node_id}, {node.type})")
 
 
-def lower(graph: Graph, options: CompileOptions, build: BuildOptions) -> LoopProgram:
-    from passes.lowering import NaiveSchedule, lower_to_loops
+def lower(graph: Graph, options: CompileOptions, build: BuildOptions) -> LoweredSpecs:
+    from passes.lowering import NaiveSchedule, lower as lower_graph
     from targets.cpu.schedules import CpuSchedule
     choice = options.extra.get("schedule", "cpu")
     if choice == "naive":
@@ -66,12 +70,15 @@ def lower(graph: Graph, options: CompileOptions, build: BuildOptions) -> LoopPro
         schedule = CpuSchedule(threads=build.threads)
     else:
         raise TargetError(f"the cpu target's 'schedule' option is 'cpu' or 'naive', got {choice!r}")
-    return lower_to_loops(graph, schedule)
+    return lower_graph(graph, schedule)
 
 
 class CpuTarget:
     name = "cpu"
     summary = "this machine's CPU: LLVM (llvmlite) JIT or shared library, SIMD + OpenMP threads"
+    # Sparse formats its kernels run and its cost model prices (targets/cpu/schedules/sparse.py,
+    # targets/sparse_cost.py); the sparsify pass reads this.
+    sparse_formats = ("csr", "csc", "bsr", "nm")
 
     def __init__(self, variant: str | None = None) -> None:
         # A variant names a CPU spec (shipped name or .toml path) to price with the CPU cost model
@@ -93,9 +100,10 @@ class CpuTarget:
                               "compiles for this machine: use --target cpu")
         build = build_options(options)
         check_supported(graph)
-        program = lower(graph, options, build)
+        lowered = lower(graph, options, build)
         param_names = [graph.node(p).attr("name") for p in graph.params]
-        artifact = CpuArtifact(compile_loops(program, build), param_names)
+        layout = InputLayout(graph, lowered.program, lowered.sparse)  # sparse storages, bound weights
+        artifact = CpuArtifact(compile_loops(lowered.program, build), param_names, layout)
         artifact.graph = graph  # the cost model reads token counts and useful FLOPs from it
         return artifact
 

@@ -1,7 +1,7 @@
 """The CPU schedule: kernel specs (passes.lowering.spec) -> vectorized, parallel, tiled loop IR.
 
-One module per spec family: `elementwise` (and copies), `reduction`, `matmul`; `common` has the
-machine parameters and shared loop shapes. Every choice (vector width, tile sizes, whether a loop is
+One module per spec family: `elementwise` (and copies), `reduction`, `matmul`, `sparse` (matmuls with
+a sparse operand); `common` has the machine parameters and shared loop shapes. Every choice (vector width, tile sizes, whether a loop is
 parallel) is derived from `common.Machine`, i.e. from the host's SIMD width, registers, caches and
 the thread count, by rules written in each module's docstring.
 """
@@ -9,11 +9,13 @@ the thread count, by rules written in each module's docstring.
 from __future__ import annotations
 
 from ir.loops import Stmt
+from passes.lowering.sparse import SparseMatmulSpec
 from passes.lowering.spec import CopySpec, ElementwiseSpec, MatmulSpec, ReductionSpec
 from targets.cpu.schedules.common import Machine
 from targets.cpu.schedules.elementwise import schedule_copy, schedule_elementwise
 from targets.cpu.schedules.matmul import schedule_matmul
 from targets.cpu.schedules.reduction import schedule_reduction
+from targets.cpu.schedules.sparse import schedule_sparse_matmul
 
 
 class CpuSchedule:
@@ -33,6 +35,9 @@ class CpuSchedule:
 
     def copy(self, spec: CopySpec) -> Stmt:
         return schedule_copy(spec, self.machine)
+
+    def sparse_matmul(self, spec: SparseMatmulSpec) -> Stmt:
+        return schedule_sparse_matmul(spec, self.machine)
 
 
 __all__ = ["CpuSchedule", "Machine"]
