@@ -5,9 +5,16 @@
 is in the op table, with as many operands as the op takes, operand edge keys exactly 0..n-1, valid and
 complete attributes, and (for non-source ops) the type the op table infers from its operands; the
 parameters have unique names, indexes 0..n-1 in `graph.params` order, op `param` and no fusion group,
-and every param node is listed; outputs are non-empty nodes of the graph; every non-parameter value reaches an output;
-and every fusion group is convex (no path leaves a group and comes back into it, which would make the
-graph of groups cyclic).
+and every param node is listed; outputs are non-empty nodes of the graph; every non-parameter value
+reaches an output; every fusion group is convex (no path leaves a group and comes back into it); and the
+graph of kernels (`ir.groups.kernel_graph`: each group contracted to one node, ungrouped nodes alone) is
+acyclic, which convex groups alone do not ensure: groups {a1, a2} and {b1, b2} with edges a1 -> b1 and
+b2 -> a2 are both convex, yet neither kernel can run before the other. The message names the groups on
+the cycle.
+
+Cost: one topological sort and otherwise linear when the graph is valid (an acyclic graph of kernels implies every
+group is convex); the path that shows a group non-convex is searched for only when that check fails,
+and only among the nodes placed between the group's first and last members.
 
 Messages name nodes as the printer does (`%3 (matmul)`, `%x (param)`), or by node id (`node 17
 (matmul)`) when the graph cannot be numbered, so a user can find them in `print_graph` output.
@@ -21,6 +28,7 @@ from compiler.diagnostics import NicheError
 from ir import ops
 from ir.graph import Graph, freeze_attrs
 from ir.graph_printer import value_names
+from ir.groups import describe_cycle, kernel_cycles
 
 
 class GraphVerifyError(NicheError):
@@ -56,7 +64,7 @@ def verify_graph(graph: Graph) -> list[str]:
     problems += _param_problems(graph, label, order)
     problems += _output_problems(graph, label, order)
     if acyclic:
-        problems += _group_problems(graph, label)
+        problems += _group_problems(graph, label, order)
     return problems
 
 
@@ -147,38 +155,87 @@ def _output_problems(graph: Graph, label: _Labels, order: list[int]) -> list[str
     problems = [f"output {i} is node {o}, which is not in the graph"
                 for i, o in enumerate(graph.outputs) if o not in graph.nx]
     params = set(graph.params)
-    live = {o for o in graph.outputs if o in graph.nx}
-    for output in list(live):
-        live |= nx.ancestors(graph.nx, output)
+    live = _reaching(graph, [o for o in graph.outputs if o in graph.nx])
     for node_id in order:
         if node_id not in live and node_id not in params:
             problems.append(f"{label(node_id)}: dead value, it reaches no output")
     return problems
 
 
-def _group_problems(graph: Graph, label: _Labels) -> list[str]:
-    """One message per non-convex fusion group, naming a path that leaves it and comes back."""
-    order = {node_id: i for i, node_id in enumerate(graph.topological_order())}
+def _reaching(graph: Graph, targets: list[int]) -> set[int]:
+    """The targets and every node with a path to one of them (one search for all of them)."""
+    found = set(targets)
+    frontier = list(found)
+    while frontier:
+        for source in graph.nx.predecessors(frontier.pop()):
+            if source not in found:
+                found.add(source)
+                frontier.append(source)
+    return found
+
+
+def _group_problems(graph: Graph, label: _Labels, order: list[int]) -> list[str]:
+    """One message per non-convex fusion group, naming a path that leaves it and comes back; then one
+    per cycle that the remaining (convex) groups form in the graph of kernels, naming its groups."""
+    if not kernel_cycles(graph):
+        return []  # then every group is convex too: a path out of a group and back would be a cycle
+    index = {node_id: i for i, node_id in enumerate(order)}
+    groups: dict[int, list[int]] = {}
+    for node_id in order:
+        group = graph.node(node_id).group
+        if group is not None:
+            groups.setdefault(group, []).append(node_id)
     problems = []
-    for group, members in sorted(graph.groups().items()):
-        inside = set(members)
-        for member in members:
-            path = _reentry(graph, member, inside, order)
-            if path is not None:
-                route = " -> ".join(label(n) for n in path)
-                problems.append(f"fusion group {group} is not convex: the path {route} leaves the group "
-                                "and re-enters it")
-                break
+    convex = set()
+    for group, members in sorted(groups.items()):
+        path = _reentry(graph, members, index)
+        if path is None:
+            convex.add(group)
+            continue
+        route = " -> ".join(label(n) for n in path)
+        problems.append(f"fusion group {group} is not convex: the path {route} leaves the group and re-enters it")
+    for cycle in kernel_cycles(graph, convex):
+        names = sorted({graph.node(n).group for edge in cycle for n in edge} - {None})
+        listed = ", ".join(str(g) for g in names[:-1]) + f" and {names[-1]}"
+        problems.append(f"fusion groups {listed} form a cycle in the graph of kernels (each group runs as one "
+                        f"kernel, so none of them can run first): {describe_cycle(graph, cycle, label)}")
     return problems
 
 
-def _reentry(graph: Graph, member: int, inside: set[int], order: dict[int, int]) -> list[int] | None:
-    """A path member -> outside ... -> member of the group, with no group node in between, or None."""
-    for outside in graph.users(member):
-        if outside in inside:
-            continue
-        back = (nx.descendants(graph.nx, outside) | {outside}) & inside
-        if back:
-            target = min(back, key=order.__getitem__)  # the earliest: the path to it stays outside
-            return [member] + nx.shortest_path(graph.nx, outside, target)
+def _reentry(graph: Graph, members: list[int], index: dict[int, int]) -> list[int] | None:
+    """A path member -> outside ... -> member of the group, with no group node in between, or None.
+
+    `members` are in topological order (`index`); such a path only passes nodes placed before the last
+    member, so the searches stop there."""
+    inside = set(members)
+    last = index[members[-1]]
+    for member in members:
+        for outside in graph.users(member):
+            if outside in inside:
+                continue
+            parent = _paths_within(graph, outside, inside, last, index)
+            back = [n for n in parent if n in inside]
+            if back:
+                node = min(back, key=index.__getitem__)  # the earliest: the path to it stays outside
+                path = [node]
+                while parent[node] is not None:
+                    node = parent[node]
+                    path.append(node)
+                return [member] + path[::-1]
     return None
+
+
+def _paths_within(graph: Graph, start: int, inside: set[int], last: int,
+                  index: dict[int, int]) -> dict[int, int | None]:
+    """Breadth-first from `start` over outside nodes placed up to `last`: node -> the node it was
+    reached from (None for `start`); members are reached but not walked through."""
+    parent: dict[int, int | None] = {start: None}
+    frontier = [start]
+    for node in frontier:
+        if node in inside:
+            continue
+        for user in graph.users(node):
+            if user not in parent and index[user] <= last:
+                parent[user] = node
+                frontier.append(user)
+    return parent

@@ -15,14 +15,25 @@ lowering must handle every group it accepts. A group is one of three kinds:
   and an elementwise epilogue of the matmul's output shape (bias, activation, residual, scaling)
   applied to each output element before it is stored.
 
-Parameters are never members. A group must be convex (no path leaves it and comes back), which is
-what keeps the graph of groups acyclic.
+Parameters are never members. A group must be convex (no path leaves it and comes back), and the
+groups together must keep the *graph of kernels* acyclic: contract every group to one node (ungrouped
+nodes stay alone) and no cycle may remain, since a kernel runs as a whole, after every kernel it reads
+from. Convexity of each group alone is not enough: groups {a1, a2} and {b1, b2} with edges a1 -> b1
+and b2 -> a2 are both convex, yet neither kernel can run first. `classify_group` judges one group;
+`kernel_cycles` checks the whole grouping (the verifier runs it, the fusion passes keep it true).
+
+Cost: `classify_group` walks only the members, their edges, and (for convexity) the nodes placed
+between the members in a topological order of the graph; give it `index` (node -> position in one
+`graph.topological_order()`) when classifying many groups of one graph, so the order is computed once.
+`classify_convex` skips the convexity search and the sort, for callers that know both (the fusion
+passes). `kernels_acyclic` and `kernel_cycles` are linear in the size of the graph.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import AbstractSet, Callable, Collection, Hashable, Mapping
 
 import networkx as nx
 
@@ -58,23 +69,75 @@ def _allowed_inline(op: str) -> bool:
     return ops.in_group(op, ops.ELEMENTWISE) or ops.in_group(op, ops.VIEW) or op in ("constant", "iota")
 
 
-def group_boundary(graph: Graph, members: set[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(inputs, outputs) of a member set, both in a deterministic order."""
-    order = [n for n in graph.topological_order() if n in members]
-    inputs: list[int] = []
+# Grouping is asked about small neighbourhoods many times over (the fusion passes classify every
+# candidate group), so its inner loops read the dicts networkx stores a graph's adjacency in (`_succ`,
+# `_pred`: node -> {neighbour: {edge key: data}}, what its views wrap) instead of the views, which
+# cost several times more per access. They are only read, never changed.
+
+
+def successors_of(graph: Graph) -> Mapping[int, Mapping[int, Mapping]]:
+    """Node -> {consumer: {operand index: edge data}} (read only)."""
+    return graph.nx._succ
+
+
+def predecessors_of(graph: Graph) -> Mapping[int, Mapping[int, Mapping]]:
+    """Node -> {operand: {operand index: edge data}} (read only)."""
+    return graph.nx._pred
+
+
+def operands_of(graph: Graph, node: int) -> list[int]:
+    """`graph.operands(node)`, read from the adjacency dicts."""
+    keyed = sorted((key, source) for source, keys in graph.nx._pred[node].items() for key in keys)
+    return [source for _, source in keyed]
+
+
+def users_of(graph: Graph, node: int) -> list[int]:
+    """`graph.users(node)` (distinct consumers in id order), read from the adjacency dicts."""
+    return sorted(graph.nx._succ[node])
+
+
+def uses_of(graph: Graph, node: int) -> list[tuple[int, int]]:
+    """`graph.uses(node)` ((consumer, operand index) for every use), read from the adjacency dicts."""
+    return sorted((user, key) for user, keys in graph.nx._succ[node].items() for key in keys)
+
+
+def topological_index(graph: Graph) -> dict[int, int]:
+    """Node -> its position in `graph.topological_order()` (the printer's order)."""
+    return {node: position for position, node in enumerate(graph.topological_order())}
+
+
+def group_boundary(graph: Graph, members: set[int],
+                   index: Mapping[int, int] | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(inputs, outputs) of a member set, both in a deterministic order (members in topological
+    order, `index` as in `classify_group`)."""
+    index = index if index is not None else topological_index(graph)
+    return _boundary(graph, members, tuple(sorted(members, key=index.__getitem__)), set(graph.outputs))
+
+
+def _boundary(graph: Graph, members: set[int], order: tuple[int, ...],
+              returned: AbstractSet[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    pred, succ = graph.nx._pred, graph.nx._succ
+    inputs: dict[int, None] = {}
     outputs: list[int] = []
     for node in order:
-        for operand in graph.operands(node):
-            if operand not in members and operand not in inputs:
-                inputs.append(operand)
-        if graph.is_output(node) or any(user not in members for user in graph.users(node)):
+        sources = pred[node] if len(pred[node]) < 2 else operands_of(graph, node)  # one source: no order
+        for operand in sources:
+            if operand not in members:
+                inputs.setdefault(operand)
+        if node in returned or not members.issuperset(succ[node]):
             outputs.append(node)
     return tuple(inputs), tuple(outputs)
 
 
-def check_convex(graph: Graph, members: set[int]) -> None:
-    """Raise GroupError if some path leaves `members` and re-enters it."""
-    frontier = [user for node in members for user in graph.users(node) if user not in members]
+def check_convex(graph: Graph, members: set[int], index: Mapping[int, int] | None = None) -> None:
+    """Raise GroupError if some path leaves `members` and re-enters it.
+
+    Every node on such a path lies between two members in any topological order, so the search
+    never goes past the last member in `index` (node -> topological position; computed when absent).
+    """
+    index = index if index is not None else topological_index(graph)
+    last = max(index[node] for node in members)
+    frontier = [user for node in members for user in graph.users(node) if user not in members and index[user] < last]
     seen: set[int] = set()
     while frontier:
         node = frontier.pop()
@@ -85,31 +148,62 @@ def check_convex(graph: Graph, members: set[int]) -> None:
             if user in members:
                 raise GroupError(f"fusing would create a cycle: %{node} ({graph.node(node).op}) depends on the "
                                  f"group and the group depends on it")
-            frontier.append(user)
+            if index[user] < last:
+                frontier.append(user)
 
 
-def classify_group(graph: Graph, members: set[int] | list[int] | tuple[int, ...]) -> GroupInfo:
-    """What kind of kernel `members` form, or GroupError saying why they cannot form one."""
+def classify_group(graph: Graph, members: set[int] | list[int] | tuple[int, ...],
+                   index: Mapping[int, int] | None = None) -> GroupInfo:
+    """What kind of kernel `members` form, or GroupError saying why they cannot form one.
+
+    `index` (node -> position in `graph.topological_order()`, see `topological_index`) saves sorting
+    the whole graph on every call; pass the same one for every group of a graph.
+    """
     members = set(members)
+    _check_members(graph, members)
+    index = index if index is not None else topological_index(graph)
+    check_convex(graph, members, index)
+    return _classify(graph, members, tuple(sorted(members, key=index.__getitem__)), set(graph.outputs))
+
+
+def classify_convex(graph: Graph, members: set[int], order: tuple[int, ...] | list[int],
+                    outputs: AbstractSet[int] | None = None) -> GroupInfo:
+    """`classify_group` for members already known to be convex, listed in `order` (a topological
+    order of them): for callers that keep the graph of kernels acyclic themselves, as the fusion
+    passes do. Costs the members and their edges only; `outputs` is `graph.outputs` as a set, for
+    callers that classify many groups of one graph."""
+    members = set(members)
+    _check_members(graph, members)
+    return _classify(graph, members, tuple(order), outputs if outputs is not None else set(graph.outputs))
+
+
+def _check_members(graph: Graph, members: set[int]) -> None:
     if not members:
         raise GroupError("a group needs at least one node")
+    nodes = graph.nx._node
     for node in members:
-        if node not in graph:
+        if node not in nodes:
             raise GroupError(f"%{node} is not in the graph")
-        if graph.node(node).op == "param":
+        if nodes[node]["node"].op == "param":
             raise GroupError(f"%{node} is a parameter; parameters are never fused")
-    check_convex(graph, members)
-    order = tuple(n for n in graph.topological_order() if n in members)
-    inputs, outputs = group_boundary(graph, members)
-    matmuls = [n for n in order if ops.in_group(graph.node(n).op, ops.MATMUL)]
-    reductions = [n for n in order if ops.in_group(graph.node(n).op, ops.REDUCTION)]
-    others = [n for n in order if n not in matmuls and n not in reductions]
-    for node in others:
-        if not _allowed_inline(graph.node(node).op):
-            raise GroupError(f"%{node} ({graph.node(node).op}) cannot be fused: only elementwise, view, "
+
+
+def _classify(graph: Graph, members: set[int], order: tuple[int, ...], returned: AbstractSet[int]) -> GroupInfo:
+    inputs, outputs = _boundary(graph, members, order, returned)
+    nodes = graph.nx._node
+    matmuls: list[int] = []
+    reductions: list[int] = []
+    for node in order:
+        op = nodes[node]["node"].op
+        if ops.in_group(op, ops.MATMUL):
+            matmuls.append(node)
+        elif ops.in_group(op, ops.REDUCTION):
+            reductions.append(node)
+        elif not _allowed_inline(op):
+            raise GroupError(f"%{node} ({op}) cannot be fused: only elementwise, view, "
                              "reduction and matmul ops can")
     if matmuls:
-        return _classify_matmul(graph, members, order, inputs, outputs, matmuls, reductions)
+        return _classify_matmul(graph, members, order, inputs, outputs, matmuls, reductions, returned)
     if reductions:
         return _classify_reduction(graph, members, order, inputs, outputs, reductions)
     if not outputs:
@@ -122,15 +216,31 @@ def classify_group(graph: Graph, members: set[int] | list[int] | tuple[int, ...]
     return GroupInfo(GroupKind.ELEMENTWISE, order, inputs, outputs, domain)
 
 
+def _reach_within(graph: Graph, start: int, members: set[int], forward: bool) -> set[int]:
+    """Members reachable from `start` (forward) or reaching it (backward) along member-only paths; for
+    a convex set these are all its members among the descendants (ancestors) of `start`."""
+    step = graph.nx._succ if forward else graph.nx._pred
+    found: set[int] = set()
+    frontier = [start]
+    while frontier:
+        for neighbour in step[frontier.pop()]:
+            if neighbour in members and neighbour not in found:
+                found.add(neighbour)
+                frontier.append(neighbour)
+    return found
+
+
 def _classify_matmul(graph: Graph, members: set[int], order: tuple[int, ...], inputs: tuple[int, ...],
-                     outputs: tuple[int, ...], matmuls: list[int], reductions: list[int]) -> GroupInfo:
+                     outputs: tuple[int, ...], matmuls: list[int], reductions: list[int],
+                     returned: AbstractSet[int]) -> GroupInfo:
     if len(matmuls) > 1:
         raise GroupError("a group holds at most one matmul")
     if reductions:
         raise GroupError("a matmul and a reduction cannot share a kernel")
     anchor = matmuls[0]
     domain = graph.node(anchor).type.shape
-    downstream = nx.descendants(graph.nx, anchor) & members
+    downstream = _reach_within(graph, anchor, members, forward=True)  # convex: no path leaves the group
+    upstream = _reach_within(graph, anchor, members, forward=False)
     for node in order:
         if node == anchor:
             continue
@@ -139,10 +249,10 @@ def _classify_matmul(graph: Graph, members: set[int], order: tuple[int, ...], in
             if not ops.in_group(op, ops.ELEMENTWISE) or graph.node(node).type.shape != domain:
                 raise GroupError(f"%{node} ({op}, {graph.node(node).type}) after the matmul is not an "
                                  f"elementwise op of the matmul's output shape {list(domain)}")
-        elif any(user not in members for user in graph.users(node)) or graph.is_output(node):
+        elif not members.issuperset(graph.nx._succ[node]) or node in returned:
             raise GroupError(f"%{node} ({op}) feeds the matmul and is also used outside the group")
         elif not (ops.in_group(op, ops.VIEW) or op in ("cast", "constant", "iota")
-                  or ops.in_group(op, ops.ELEMENTWISE) and node not in nx.ancestors(graph.nx, anchor)):
+                  or ops.in_group(op, ops.ELEMENTWISE) and node not in upstream):
             raise GroupError(f"%{node} ({op}) before the matmul would be recomputed for every product; only "
                              "views and casts fold into the matmul's operand loads")
     for node in outputs:
@@ -157,13 +267,14 @@ def _classify_matmul(graph: Graph, members: set[int], order: tuple[int, ...], in
 def _classify_reduction(graph: Graph, members: set[int], order: tuple[int, ...], inputs: tuple[int, ...],
                         outputs: tuple[int, ...], reductions: list[int]) -> GroupInfo:
     first = graph.node(reductions[0])
-    domain = graph.node(graph.operands(reductions[0])[0]).type.shape
+    reduction_set = set(reductions)
+    domain = graph.node(operands_of(graph, reductions[0])[0]).type.shape
     axes = first.attr("axes")
     for node in reductions[1:]:
         reduction = graph.node(node)
-        if graph.node(graph.operands(node)[0]).type.shape != domain or reduction.attr("axes") != axes:
+        if graph.node(operands_of(graph, node)[0]).type.shape != domain or reduction.attr("axes") != axes:
             raise GroupError(f"%{node} reduces axes {list(reduction.attr('axes'))} of "
-                             f"{graph.node(graph.operands(node)[0]).type}, but the group reduces axes "
+                             f"{graph.node(operands_of(graph, node)[0]).type}, but the group reduces axes "
                              f"{list(axes)} of shape {list(domain)}")
     kept = tuple(1 if i in axes else d for i, d in enumerate(domain))
     dropped = tuple(d for i, d in enumerate(domain) if i not in axes)
@@ -171,8 +282,7 @@ def _classify_reduction(graph: Graph, members: set[int], order: tuple[int, ...],
     reduced_nodes: set[int] = set()
     for node in order:
         shape = graph.node(node).type.shape
-        is_reduction = node in reductions
-        if is_reduction or (shape in reduced_shapes and shape != domain):
+        if node in reduction_set or (shape in reduced_shapes and shape != domain):
             reduced_nodes.add(node)
         elif shape != domain:
             raise GroupError(f"%{node} ({graph.node(node).op}) has shape {list(shape)}, neither the reduced "
@@ -180,7 +290,7 @@ def _classify_reduction(graph: Graph, members: set[int], order: tuple[int, ...],
     for node in order:
         if node in reduced_nodes:
             continue
-        for operand in graph.operands(node):
+        for operand in operands_of(graph, node):
             if operand in reduced_nodes and graph.node(operand).type.shape != kept:
                 raise GroupError(f"%{node} reads the reduced value %{operand} of shape "
                                  f"{list(graph.node(operand).type.shape)}; it must keep the reduced axes "
@@ -190,13 +300,97 @@ def _classify_reduction(graph: Graph, members: set[int], order: tuple[int, ...],
 
 def assign_groups(graph: Graph, groups: list[set[int]]) -> Graph:
     """A copy of `graph` whose nodes carry the given groups (ids 0, 1, ...); every group is classified
-    first, so an illegal one raises GroupError and changes nothing."""
+    first, and the graph of kernels must stay acyclic, so an illegal grouping raises GroupError and
+    changes nothing."""
+    index = topological_index(graph)
     for members in groups:
-        classify_group(graph, members)
+        classify_group(graph, members, index)
     result = graph.copy()
     for node_id, _ in list(result.nodes()):
         result.set_node(node_id, result.node(node_id).replace(group=None))
-    for index, members in enumerate(groups):
+    for group_id, members in enumerate(groups):
         for node_id in members:
-            result.set_node(node_id, result.node(node_id).replace(group=index))
+            result.set_node(node_id, result.node(node_id).replace(group=group_id))
+    cycles = kernel_cycles(result)
+    if cycles:
+        raise GroupError(f"the groups make the graph of kernels cyclic: {describe_cycle(result, cycles[0])}")
     return result
+
+
+Kernel = Hashable  # ("group", id) for a fusion group, the node id for an ungrouped node
+
+
+def kernel_of(graph: Graph, node: int, contract: Collection[int] | None = None) -> Kernel:
+    """The kernel `node` runs in: its group (when `contract` is None or holds the group's id), or itself."""
+    group = graph.node(node).group
+    if group is not None and (contract is None or group in contract):
+        return ("group", group)
+    return node
+
+
+def kernel_graph(graph: Graph, contract: Collection[int] | None = None) -> nx.DiGraph:
+    """The graph of kernels: each fusion group contracted to one node (only the groups in `contract`,
+    when given), ungrouped nodes alone. Each edge keeps, as `via`, one graph edge (producer, consumer)
+    that crosses between the two kernels. Linear in the size of the graph."""
+    kernels = {node: kernel_of(graph, node, contract) for node in graph.nx.nodes}
+    quotient = nx.DiGraph()
+    quotient.add_nodes_from(dict.fromkeys(kernels.values()))
+    for source, target in graph.nx.edges():
+        a, b = kernels[source], kernels[target]
+        if a != b and not quotient.has_edge(a, b):
+            quotient.add_edge(a, b, via=(source, target))
+    return quotient
+
+
+def kernels_acyclic(graph: Graph) -> bool:
+    """Whether the graph of kernels (see `kernel_graph`) has no cycle: Kahn's algorithm over the
+    kernels, in time linear in the size of the graph."""
+    nodes, succ = graph.nx._node, graph.nx._succ
+    kernel = {node: ("group", data["node"].group) if data["node"].group is not None else node
+              for node, data in nodes.items()}
+    targets: dict[Kernel, list[Kernel]] = {}
+    waiting = dict.fromkeys(kernel.values(), 0)
+    for source, users in succ.items():
+        for user in users:
+            if kernel[source] != kernel[user]:
+                targets.setdefault(kernel[source], []).append(kernel[user])
+                waiting[kernel[user]] += 1
+    ready = [k for k, count in waiting.items() if count == 0]
+    placed = 0
+    while ready:
+        done = ready.pop()
+        placed += 1
+        for target in targets.get(done, ()):
+            waiting[target] -= 1
+            if waiting[target] == 0:
+                ready.append(target)
+    return placed == len(waiting)
+
+
+def kernel_cycles(graph: Graph, contract: Collection[int] | None = None) -> list[list[tuple[int, int]]]:
+    """One cycle of the graph of kernels (see `kernel_graph`) per strongly connected set of kernels, as
+    the graph edges (producer, consumer) crossing from each kernel to the next; empty when acyclic.
+    Linear in the size of the graph."""
+    if contract is None and kernels_acyclic(graph):
+        return []
+    quotient = kernel_graph(graph, contract)
+    if nx.is_directed_acyclic_graph(quotient):
+        return []
+    cycles = []
+    for component in nx.strongly_connected_components(quotient):
+        if len(component) < 2:
+            continue
+        edges = nx.find_cycle(quotient.subgraph(component))
+        cycles.append([quotient.edges[a, b]["via"] for a, b in edges])
+    return sorted(cycles, key=lambda cycle: min(cycle))
+
+
+def describe_cycle(graph: Graph, cycle: list[tuple[int, int]], label: Callable[[int], str] | None = None) -> str:
+    """`%3 (add) in group 0 -> %5 (exp) in group 1, ...`: the crossing edges of a kernel cycle."""
+    label = label if label is not None else (lambda node: f"%{node} ({graph.node(node).op})")
+
+    def where(node: int) -> str:
+        group = graph.node(node).group
+        return label(node) + (f" in group {group}" if group is not None else "")
+
+    return ", ".join(f"{where(source)} -> {where(target)}" for source, target in cycle)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ir import ops
 from ir.graph import Graph
-from ir.groups import GroupKind
+from ir.groups import GroupKind, users_of
 from passes.context import PassContext
 from passes.fusion_common import FusionOptions, FusionPolicy, Refusal, dense_everywhere, run_fusion
 from passes.registry import Pass, register_pass
@@ -32,7 +32,7 @@ def _admit(graph: Graph, node: int) -> Refusal | None:
     if not (ops.in_group(op, ops.ELEMENTWISE) or ops.in_group(op, ops.VIEW) or op in ("constant", "iota")):
         return ("not-fusible", f"is a {op}, which no fusion group holds (only elementwise, view, reduction and "
                                "matmul ops fuse)")
-    users = graph.users(node)
+    users = users_of(graph, node)
     if users and all(ops.in_group(graph.node(u).op, ops.REDUCTION) for u in users):
         return ("reduction-boundary", "feeds only reductions: it is their prologue, which fuse-reductions "
                                       "computes inline instead of storing it")

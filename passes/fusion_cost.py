@@ -17,10 +17,11 @@ pass's `max-working-set` option.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import AbstractSet, Iterable
 
 from ir import ops
 from ir.graph import Graph
+from ir.groups import successors_of
 
 
 def value_bytes(graph: Graph, node: int) -> int:
@@ -30,8 +31,7 @@ def value_bytes(graph: Graph, node: int) -> int:
 def kernel_of(graph: Graph) -> dict[int, object]:
     """Node -> kernel key: ("group", id) for group members, the node itself otherwise (params: None)."""
     kernels: dict[int, object] = {}
-    for node_id, data in graph.nx.nodes(data=True):
-        node = data["node"]
+    for node_id, node in graph.nx.nodes(data="node"):
         if node.op == "param":
             kernels[node_id] = None
         elif node.group is not None:
@@ -44,40 +44,47 @@ def kernel_of(graph: Graph) -> dict[int, object]:
 def memory_traffic(graph: Graph) -> int:
     """Bytes all kernels of `graph` read and write (see the module docstring)."""
     kernels = kernel_of(graph)
-    reads: set[tuple[object, int]] = set()
-    written: set[int] = set()
-    for source, target in graph.nx.edges():
-        if graph.node(source).group is None and _free(graph, source):
+    payload = {node: data["node"] for node, data in graph.nx.nodes(data=True)}
+    read = 0  # each value once per other kernel that reads it
+    written = {o for o in graph.outputs if kernels[o] is not None}
+    for source, users in successors_of(graph).items():
+        if payload[source].group is None and payload[source].op in _GENERATED:
             continue  # generated inline by the kernel that uses it
-        if kernels[source] != kernels[target]:
-            reads.add((kernels[target], source))
+        readers = {kernels[target] for target in users}
+        readers.discard(kernels[source])
+        if readers:
+            read += len(readers) * payload[source].type.nbytes
             if kernels[source] is not None:
                 written.add(source)
-    written |= {o for o in graph.outputs if kernels[o] is not None}
-    return sum(value_bytes(graph, n) for _, n in reads) + sum(value_bytes(graph, n) for n in written)
+    return read + sum(payload[n].type.nbytes for n in written)
 
 
-def boundary(graph: Graph, members: set[int]) -> tuple[set[int], set[int]]:
-    """(values read from outside, member values used outside or returned) of a member set."""
+def boundary(graph: Graph, members: set[int], returned: AbstractSet[int] | None = None) -> tuple[set[int], set[int]]:
+    """(values read from outside, member values used outside or returned) of a member set; `returned`
+    is `graph.outputs` as a set, when the caller keeps one."""
+    returned = returned if returned is not None else set(graph.outputs)
     inputs: set[int] = set()
     outputs: set[int] = set()
     for node in members:
-        inputs.update(o for o in graph.operands(node) if o not in members)
-        if graph.is_output(node) or any(user not in members for user in graph.nx.successors(node)):
+        inputs.update(o for o in graph.nx.predecessors(node) if o not in members)
+        if node in returned or any(user not in members for user in graph.nx.successors(node)):
             outputs.add(node)
     return inputs, outputs
 
 
-def working_set(graph: Graph, members: Iterable[int]) -> tuple[int, int]:
-    """(bytes of inputs, bytes of results) of a would-be group."""
-    inputs, outputs = boundary(graph, set(members))
+def working_set(graph: Graph, members: Iterable[int], returned: AbstractSet[int] | None = None) -> tuple[int, int]:
+    """(bytes of inputs, bytes of results) of a would-be group (`returned` as in `boundary`)."""
+    inputs, outputs = boundary(graph, set(members), returned)
     return (sum(value_bytes(graph, n) for n in inputs if not _free(graph, n)),
             sum(value_bytes(graph, n) for n in outputs))
 
 
+_GENERATED = ("constant", "iota")
+
+
 def _free(graph: Graph, node: int) -> bool:
     """Splat constants and iotas are generated, not loaded, so they cost no memory."""
-    return graph.node(node).op in ("constant", "iota")
+    return graph.node(node).op in _GENERATED
 
 
 def is_cheap(graph: Graph, node: int) -> bool:

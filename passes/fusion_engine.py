@@ -2,25 +2,30 @@
 
 See `passes.fusion_common` for the rules it applies and why the groups it returns are legal; the
 handling of values with several consumers (share, recompute, unmaterialise) is in
-`passes.fusion_recompute`.
+`passes.fusion_recompute`. The graph is sorted once per run; `passes.fusion_order` keeps the order of
+kernels as they merge, which bounds the legality searches of `passes.fusion_queries`.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Iterator
 
 from ir import ops
 from ir.graph import Graph
-from ir.graph_printer import value_names
-from ir.groups import GroupError, GroupInfo, GroupKind, classify_group
+from ir.groups import (GroupError, GroupInfo, GroupKind, kernels_acyclic, operands_of, successors_of, users_of,
+                       uses_of)
 from passes.context import FusionDecision, PassContext, format_bytes
-from passes.fusion_common import (FusionOptions, FusionPolicy, Refused, dense_everywhere, kernels_acyclic,
-                                  neighbourhood, node_label, reentry)
+from passes.fusion_common import FusionOptions, FusionPolicy, Refused, dense_everywhere, node_label
 from passes.fusion_cost import working_set
+from passes.fusion_order import KernelOrder
+from passes.fusion_queries import classify_local, reentry, remove_unused, topological_order, value_names_in
 from passes.fusion_recompute import Recompute
 from passes.registry import fusion_rules
 
 _FINAL = (-1, -1, -1)  # a refusal that growing the group cannot change
+_NO_NODES = Graph("no-nodes")
+_LISTED = 10  # at most this many nodes are named in a list in a message
 
 
 class Fuser(Recompute):
@@ -35,8 +40,11 @@ class Fuser(Recompute):
         self.options = options
         self.pass_name = pass_name
         self.limit = options.max_working_set if options.max_working_set is not None else ctx.working_set_limit
-        self.names = value_names(graph)
-        self.index = {n: i for i, n in enumerate(graph.topological_order())}
+        self.topological = topological_order(graph)
+        self.names = value_names_in(graph, self.topological)
+        self.index = {n: i for i, n in enumerate(self.topological)}
+        self.returned = frozenset(graph.outputs)  # fusion never changes the outputs
+        self.labels: dict[int, str] = {}
         self.group_of: dict[int, int] = {}
         self.members: dict[int, set[int]] = {}
         self.version: dict[int, int] = {}
@@ -47,13 +55,18 @@ class Fuser(Recompute):
         self.refused: dict[tuple[int, int], tuple[int, int, int]] = {}
         self.decisions: dict[tuple[int, int], tuple[str, str, str | None, int | None]] = {}
         self._keys = 0
-        for group_id, nodes in graph.groups().items():
+        earlier: dict[int, list[int]] = {}
+        for node in self.topological:
+            if graph.node(node).group is not None:
+                earlier.setdefault(graph.node(node).group, []).append(node)
+        for group_id, nodes in earlier.items():
             key = self._new_key(set(nodes))
             try:
-                kind = classify_group(neighbourhood(graph, set(nodes)), nodes).kind
+                kind = classify_local(graph, set(nodes), self.returned).kind
             except GroupError:
                 kind = None
             self.earlier[key] = (group_id, frozenset(nodes), kind)
+        self.order = KernelOrder(self.graph, self.topological, self._block)
         self.stat_nodes = self.stat_groups = self.stat_recomputed = self.stat_shared = 0
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -68,11 +81,20 @@ class Fuser(Recompute):
         return key
 
     def _label(self, node: int, graph: Graph | None = None) -> str:
+        if node in self.labels:  # a value with many users is named in many messages
+            return self.labels[node]
         if node in self.clone_of:
             return "a copy of " + self._label(self.clone_of[node])
         if node in self.source:
-            return node_label(self.source, node, self.names)
+            self.labels[node] = node_label(self.source, node, self.names)
+            return self.labels[node]
         return node_label(graph if graph is not None else self.graph, node, self.names)
+
+    def _listed(self, nodes: list[int]) -> str:
+        """Labels of `nodes`, the first few only when there are many (a value shared by every layer of
+        a model would otherwise be listed in full in every message about it)."""
+        shown = ", ".join(self._label(n) for n in nodes[:_LISTED])
+        return shown if len(nodes) <= _LISTED else f"{shown} and {len(nodes) - _LISTED} more"
 
     def _order(self, node: int) -> int:
         return self.index.get(self.clone_of.get(node, node), len(self.index) + node)
@@ -99,13 +121,13 @@ class Fuser(Recompute):
         self.decisions[(producer, consumer)] = (how, reason, category, key)
 
     def _outside_users(self, node: int, inside: set[int]) -> list[int]:
-        return [u for u in self.graph.users(node) if u not in inside]
+        return [u for u in users_of(self.graph, node) if u not in inside]
 
     # -- growing -------------------------------------------------------------------------------
 
     def run(self) -> Graph:
         grown: dict[int, tuple[int, int]] = {}
-        for node in self.graph.topological_order():
+        for node in self.topological:
             if node not in self.graph or not self.policy.seed(self.graph, node):
                 continue
             if dense_everywhere(self.graph, node) is not None:
@@ -134,9 +156,9 @@ class Fuser(Recompute):
         inside = self.members[key]
         pairs = set()
         for node in inside:
-            pairs.update((p, node) for p in self.graph.operands(node)
+            pairs.update((p, node) for p in self.graph.nx.predecessors(node)
                          if p not in inside and self.graph.node(p).op != "param")
-            pairs.update((node, c) for c in self.graph.users(node) if c not in inside)
+            pairs.update((node, c) for c in self.graph.nx.successors(node) if c not in inside)
         return sorted(pairs, key=lambda pair: (self._order(pair[0] if pair[1] in inside else pair[1]), pair))
 
     def _consider(self, producer: int, consumer: int, key: int) -> bool:
@@ -156,7 +178,7 @@ class Fuser(Recompute):
         outside = producer if consumer in inside else consumer
         if outside == producer and (producer, key) in self.copies:
             copy = self.copies[(producer, key)]
-            for user, index in self.graph.uses(producer):
+            for user, index in uses_of(self.graph, producer):
                 if user == consumer:
                     self.graph.set_operand(user, index, copy)
             self.graph_version += 1
@@ -188,14 +210,16 @@ class Fuser(Recompute):
         if outside == producer:
             users = self._outside_users(producer, self.members[key])
             if users:
-                note = "also stored for " + ", ".join(self._label(u) for u in users)
+                note = "also stored for " + self._listed(users)
         self._decide(producer, consumer, "fused", note, key=key)
 
     def _absorb(self, key: int, other: int | None, node: int) -> None:
         """Add `node` (ungrouped) or all of group `other` to group `key`."""
         if other is None:
             nodes = {node}
+            self.order.merge(self.members[key], nodes)
         else:
+            self.order.merge(self.members[key], self.members[other])
             nodes = self.members.pop(other)
             for (original, owner), copy in list(self.copies.items()):
                 if owner == other:
@@ -213,12 +237,12 @@ class Fuser(Recompute):
             raise Refused("max-group", f"the group would have {len(union)} nodes, more than "
                                         f"max-group={self.options.max_group}")
         self._check_reductions(graph, union)
-        loop = reentry(graph, union, self._block)
+        loop = reentry(graph, union, self._block, self.order)
         if loop is not None:
             raise Refused("cycle", f"{self._label(loop, graph)} depends on the group and the group depends on it, "
                                     "so fusing would create a cycle")
         try:
-            info = classify_group(neighbourhood(graph, union), union)
+            info = classify_local(graph, union, self.returned)
         except GroupError as error:
             raise Refused("group-contract", self._rename(str(error), graph)) from None
         if info.kind not in self.policy.kinds:
@@ -226,7 +250,7 @@ class Fuser(Recompute):
             raise Refused("group-kind", f"together they would form a {info.kind} kernel; {self.pass_name} "
                                          f"forms {kinds} groups")
         if self.limit is not None:
-            read, written = working_set(graph, union)
+            read, written = working_set(graph, union, self.returned)
             if read + written > self.limit:
                 raise Refused("working-set", f"the group's working set would be {format_bytes(read + written)} "
                                               f"(reads {format_bytes(read)}, writes {format_bytes(written)}), "
@@ -234,14 +258,15 @@ class Fuser(Recompute):
         return info
 
     def _check_reductions(self, graph: Graph, union: set[int]) -> None:
-        reductions = sorted((n for n in union if ops.in_group(graph.node(n).op, ops.REDUCTION)), key=self._order)
+        reductions = [n for n in union if ops.in_group(graph.node(n).op, ops.REDUCTION)]
         if not reductions:
             return
+        reductions.sort(key=self._order)
         first = reductions[0]
-        domain = graph.node(graph.operands(first)[0]).type
+        domain = graph.node(operands_of(graph, first)[0]).type
         axes = graph.node(first).attr("axes")
         for other in reductions[1:]:
-            their = graph.node(graph.operands(other)[0]).type
+            their = graph.node(operands_of(graph, other)[0]).type
             if their.shape != domain.shape or graph.node(other).attr("axes") != axes:
                 raise Refused("reduction-boundary", f"{self._label(other, graph)} reduces axes "
                                f"{list(graph.node(other).attr('axes'))} of {their}, but {self._label(first, graph)} "
@@ -253,7 +278,7 @@ class Fuser(Recompute):
         for node in union:
             if graph.node(node).type.shape != domain.shape:
                 continue
-            for operand in graph.operands(node):
+            for operand in operands_of(graph, node):
                 if operand in union and graph.node(operand).type.shape == dropped:
                     raise Refused("reduction-boundary", f"{self._label(node, graph)} reads {self._label(operand, graph)}, a "
                                    f"reduced value without keepdims (shape {list(dropped)}), which does not line "
@@ -263,7 +288,7 @@ class Fuser(Recompute):
 
     def _finish(self) -> Graph:
         graph = self.graph
-        graph.remove_dead()
+        remove_unused(graph)
         kept: dict[int, set[int]] = {}
         for key, nodes in self.members.items():
             nodes = {n for n in nodes if n in graph}
@@ -273,34 +298,36 @@ class Fuser(Recompute):
         for key, nodes in kept.items():
             if key in self.earlier and frozenset(nodes) == self.earlier[key][1]:
                 final[key] = self.earlier[key][0]
-        for node, payload in list(graph.nodes()):
-            if payload.group is not None:
-                graph.set_node(node, payload.replace(group=None))
-        for key, group_id in final.items():
-            for node in kept[key]:
-                graph.set_node(node, graph.node(node).replace(group=group_id))
+        fresh_ids = self._fresh_group_ids()
         for key in sorted(kept, key=lambda k: min(self._order(n) for n in kept[k])):
             if key in final:
                 continue
-            final[key] = self.ctx.new_group_id(self.source)
-            for node in kept[key]:
-                graph.set_node(node, graph.node(node).replace(group=final[key]))
+            final[key] = next(fresh_ids)
             self.stat_groups += 1
             self.stat_nodes += len(kept[key])
+        group_of = {node: final[key] for key, nodes in kept.items() for node in nodes}
+        for node, payload in list(graph.nx.nodes(data="node")):
+            if payload.group != group_of.get(node):
+                graph.set_node(node, payload.replace(group=group_of.get(node)))
+        if not kernels_acyclic(graph):  # which also makes every group convex
+            raise AssertionError("fusion made the graph of kernels cyclic")
         for key, group_id in final.items():
             try:
-                if reentry(graph, kept[key]) is not None:
-                    raise GroupError("it is not convex")
-                info = classify_group(neighbourhood(graph, kept[key]), kept[key])
+                info = classify_local(graph, kept[key], self.returned)
             except GroupError as error:
                 raise AssertionError(f"fusion formed an invalid group {group_id} {sorted(kept[key])}: {error}") from None
             if not (key in self.earlier and frozenset(kept[key]) == self.earlier[key][1]):
-                self.stat_shared += sum(1 for n in info.outputs if any(u in kept[key] for u in graph.users(n)))
-        if not kernels_acyclic(graph):
-            raise AssertionError("fusion made the graph of kernels cyclic")
+                self.stat_shared += sum(1 for n in info.outputs if not kept[key].isdisjoint(successors_of(graph)[n]))
         self.stat_recomputed = sum(1 for n in self.clone_of if n in graph)
         self._log(final)
         return graph
+
+    def _fresh_group_ids(self) -> Iterator[int]:
+        """Group ids from the context: the first call looks at the ids the graph uses; later calls
+        need not look again (the context never hands out an id twice), so they pass an empty graph."""
+        yield self.ctx.new_group_id(self.source)
+        while True:
+            yield self.ctx.new_group_id(_NO_NODES)
 
     def _log(self, final: dict[int, int]) -> None:
         for (producer, consumer) in sorted(self.decisions, key=lambda pc: (self._order(pc[1]), self._order(pc[0]))):

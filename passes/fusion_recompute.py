@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ir import ops
 from ir.graph import Graph
+from ir.groups import operands_of, users_of, uses_of
 from passes.context import format_bytes
 from passes.fusion_common import Refused
 from passes.fusion_cost import boundary, is_cheap, value_bytes
@@ -19,10 +20,10 @@ Plan = list[tuple[int, int, tuple[int, ...] | None]]  # (user, operand index, sh
 class Recompute:
     def _recompute(self, producer: int, consumer: int, key: int, shared: Refused, users: list[int]) -> None:
         """Join a private copy of `producer` to the group, or raise why neither sharing nor that works."""
-        listed = ", ".join(self._label(u) for u in users) or "the program's results"
+        listed = self._listed(users) or "the program's results"
         prefix = f"{self._label(producer)} is also used by {listed}"
         inside = self.members[key]
-        plan = [(user, index, None) for user, index in self.graph.uses(producer) if user in inside]
+        plan = [(user, index, None) for user, index in uses_of(self.graph, producer) if user in inside]
         if not self._fits(producer, key, plan):
             raise shared  # not the other consumers' fault: the pair cannot fuse either way
         blocker = self._recompute_blocker(producer, key)
@@ -41,13 +42,13 @@ class Recompute:
         if not is_cheap(self.graph, producer):
             return f"{self.graph.node(producer).op} is too costly to compute twice"
         inside = self.members[key]
-        read_now, _ = boundary(self.graph, inside)
+        read_now, _ = boundary(self.graph, inside, self.returned)
         extra = 0
-        for operand in dict.fromkeys(self.graph.operands(producer)):
+        for operand in dict.fromkeys(operands_of(self.graph, producer)):
             if operand in inside or operand in read_now or self.graph.node(operand).op in ("constant", "iota"):
                 continue
             home = self.group_of.get(operand)
-            if home is not None and operand not in boundary(self.graph, self.members[home])[1]:
+            if home is not None and operand not in boundary(self.graph, self.members[home], self.returned)[1]:
                 return f"a copy would read {self._label(operand)}, which its group does not store"
             extra += value_bytes(self.graph, operand)
         if extra > value_bytes(self.graph, producer):
@@ -62,7 +63,7 @@ class Recompute:
         payload = graph.node(node)
         operands = []
         made = []
-        for operand in graph.operands(node):
+        for operand in operands_of(graph, node):
             source = graph.node(operand)
             if source.op in ("constant", "iota") and operand in self.group_of and operand not in inside:
                 operand = graph.add(source.op, [], source.attr_dict, type=source.type, loc=source.loc)
@@ -95,6 +96,7 @@ class Recompute:
     def _adopt(self, node: int, key: int, plan: Plan) -> list[int]:
         """Copy `node` into group `key` for real (see `_place`)."""
         made = self._place(self.graph, node, plan, self.members[key])
+        self.order.place(made, next(iter(self.members[key])))
         for copy in made:
             self.clone_of[copy] = node
             self.group_of[copy] = key
@@ -111,7 +113,7 @@ class Recompute:
             if self.graph.node(node).op == "param" or not is_cheap(self.graph, node):
                 continue
             home = self.group_of.get(node)
-            outside = [u for u in self.graph.users(node) if home is None or self.group_of.get(u) != home]
+            outside = [u for u in users_of(self.graph, node) if home is None or self.group_of.get(u) != home]
             homes = {self.group_of.get(u) for u in outside}
             targets = sorted(k for k in homes if k is not None and self._growable(k))
             is_splat = self.graph.node(node).op == "constant"
@@ -132,7 +134,7 @@ class Recompute:
         if not is_splat and self._recompute_blocker(node, key) is not None:
             return None
         inside = self.members[key]
-        uses = [(u, i) for u, i in self.graph.uses(node) if u in inside]
+        uses = [(u, i) for u, i in uses_of(self.graph, node) if u in inside]
         for shaped in (False, True):
             if shaped and not (is_splat and all(ops.in_group(self.graph.node(u).op, ops.ELEMENTWISE)
                                                 for u, _ in uses)):

@@ -168,3 +168,93 @@ def test_edge_to_a_node_without_payload() -> None:
     graph = small()
     graph.nx.add_edge(node_of(graph, "mul"), 42, key=0)
     assert verify_graph(graph) == ["node 42 has no payload (an edge was added to a node that is not in the graph)"]
+
+
+def two_convex_groups_in_a_cycle() -> Graph:
+    """Groups {%0, %3} and {%1, %2}: each convex, but %0 -> %2 and %1 -> %3 make the kernels cyclic."""
+    return parse_graph("""
+    graph @kernels(%x: f32[4]) -> (f32[4]) {
+      %0 = exp(%x) group 0 : f32[4]
+      %1 = neg(%x) group 1 : f32[4]
+      %2 = abs(%0) group 1 : f32[4]
+      %3 = relu(%1) group 0 : f32[4]
+      %4 = add(%2, %3) : f32[4]
+      return %4
+    }""")
+
+
+def test_convex_groups_that_depend_on_each_other_are_a_kernel_cycle() -> None:
+    assert verify_graph(two_convex_groups_in_a_cycle()) == [
+        "fusion groups 0 and 1 form a cycle in the graph of kernels (each group runs as one kernel, so none of "
+        "them can run first): %0 (exp) in group 0 -> %2 (abs) in group 1, %1 (neg) in group 1 -> %3 (relu) in "
+        "group 0"]
+
+
+def test_a_kernel_cycle_through_ungrouped_nodes_names_every_group_on_it() -> None:
+    graph = parse_graph("""
+    graph @three(%x: f32[4]) -> (f32[4]) {
+      %0 = exp(%x) group 0 : f32[4]
+      %1 = neg(%0) : f32[4]
+      %2 = abs(%1) group 1 : f32[4]
+      %3 = relu(%x) group 1 : f32[4]
+      %4 = sigmoid(%3) group 2 : f32[4]
+      %5 = tanh(%x) group 2 : f32[4]
+      %6 = mul(%5, %x) group 0 : f32[4]
+      %7 = add(%2, %4) : f32[4]
+      %8 = add(%7, %6) : f32[4]
+      return %8
+    }""")
+    (problem,) = verify_graph(graph)
+    assert problem.startswith("fusion groups 0, 1 and 2 form a cycle in the graph of kernels")
+    for edge in ("%0 (exp) in group 0 -> %1 (neg)", "%1 (neg) -> %2 (abs) in group 1",
+                 "%3 (relu) in group 1 -> %4 (sigmoid) in group 2", "%5 (tanh) in group 2 -> %6 (mul) in group 0"):
+        assert edge in problem
+
+
+def test_moving_a_node_out_of_the_cycle_makes_the_graph_valid() -> None:
+    graph = two_convex_groups_in_a_cycle()
+    relu = node_of(graph, "relu")
+    graph.set_node(relu, graph.node(relu).replace(group=None))
+    assert verify_graph(graph) == []
+
+
+def test_a_non_convex_group_is_reported_once_not_as_a_cycle_too() -> None:
+    graph = small()
+    for op in ("add", "mul"):
+        node_id = node_of(graph, op)
+        graph.set_node(node_id, graph.node(node_id).replace(group=3))
+    exp = node_of(graph, "exp")
+    graph.set_node(exp, graph.node(exp).replace(group=4))  # group 3 -> group 4 -> group 3 through group 3's hole
+    assert verify_graph(graph) == [
+        "fusion group 3 is not convex: the path %0 (add) -> %1 (exp) -> %2 (mul) leaves the group and re-enters it"]
+
+
+def test_every_kernel_cycle_is_reported() -> None:
+    """Two separate cycles (four groups): one message each."""
+    graph = parse_graph("""
+    graph @twice(%x: f32[4]) -> (f32[4]) {
+      %0 = exp(%x) group 0 : f32[4]
+      %1 = neg(%x) group 1 : f32[4]
+      %2 = abs(%0) group 1 : f32[4]
+      %3 = relu(%1) group 0 : f32[4]
+      %4 = add(%2, %3) : f32[4]
+      %5 = exp(%4) group 2 : f32[4]
+      %6 = neg(%4) group 3 : f32[4]
+      %7 = abs(%5) group 3 : f32[4]
+      %8 = relu(%6) group 2 : f32[4]
+      %9 = add(%7, %8) : f32[4]
+      return %9
+    }""")
+    problems = verify_graph(graph)
+    assert len(problems) == 2
+    assert problems[0].startswith("fusion groups 0 and 1 form a cycle")
+    assert problems[1].startswith("fusion groups 2 and 3 form a cycle")
+
+
+def test_the_fused_examples_have_acyclic_kernels(example: Graph) -> None:
+    from passes.context import PassContext
+    from passes.manager import PassManager
+    from passes.pipeline import build_passes, parse_pipeline
+    pipeline = "canonicalize,cse,dce,fuse-epilogue,fuse-reductions,fuse-elementwise"
+    fused = PassManager(build_passes(parse_pipeline(pipeline))).run(example, PassContext())
+    assert fused.groups() and verify_graph(fused) == []
