@@ -184,9 +184,15 @@ class Graph:
 
     def remove_dead(self) -> int:
         """Remove operations whose values reach no output (parameters stay); returns how many."""
-        live = set(self.outputs) | set(self.params)
-        for output in self.outputs:
-            live |= nx.ancestors(self.nx, output)
+        live = set(self.params)
+        stack = list(self.outputs)
+        predecessors = self.nx.pred
+        while stack:  # one backward search from all outputs at once
+            node = stack.pop()
+            if node in live and node not in self.params:
+                continue
+            live.add(node)
+            stack.extend(p for p in predecessors[node] if p not in live)
         dead = [n for n in self.nx.nodes if n not in live]
         self.nx.remove_nodes_from(dead)
         return len(dead)

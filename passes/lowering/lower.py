@@ -21,9 +21,10 @@ keeps every kernel's outputs distinct buffers, which the runtimes and cost model
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 from ir.graph import Graph
-from ir.groups import GroupError, GroupKind, classify_group
+from ir.groups import GroupError, GroupKind, classify_group, topological_index
 from ir.loops import Buffer, Kernel, KernelCall, LoopProgram
 from passes.lowering.concat import build_concat
 from passes.lowering.context import kernel_context
@@ -53,11 +54,13 @@ def lower_specs(graph: Graph, split_groups: frozenset[int] = frozenset()) -> Low
     """The kernel specs of `graph`, one per unit, in call order."""
     units = plan_units(graph, set(split_groups))
     buffers, outputs, names = global_buffers(graph, units)
-    storages = plan_storages(graph, units, names)  # sparse matmuls: how each reads its sparse operand
+    index = topological_index(graph)  # sorted once, shared by every classify_group call
+    storages = plan_storages(graph, units, names, index)  # sparse matmuls: how each reads its sparse operand
     program = LoopProgram(graph.name, {}, [graph.node(p).attr("name") for p in graph.params], outputs)
     for buffer in buffers.values():
         program.buffers[buffer.name] = buffer
-    specs = [build_spec(graph, unit, _kernel_name(graph, unit, names), buffers, storages) for unit in units]
+    specs = [build_spec(graph, unit, _kernel_name(graph, unit, names), buffers, storages, index)
+             for unit in units]
     sparse = finish_inputs(program, graph, specs, storages) if storages else ()
     return LoweredSpecs(program, specs, buffers, frozenset(split_groups), sparse)
 
@@ -70,13 +73,14 @@ def _kernel_name(graph: Graph, unit: Unit, names: NameGen) -> str:
 
 
 def build_spec(graph: Graph, unit: Unit, name: str, buffers: dict[int, Buffer],
-               storages: dict[int, SparseStorage] | None = None) -> KernelSpec:
+               storages: dict[int, SparseStorage] | None = None,
+               index: Mapping[int, int] | None = None) -> KernelSpec:
     """The spec of one unit's kernel (`storages`: the sparse operand of each sparse matmul, by anchor)."""
     ctx = kernel_context(graph, unit, name, buffers)
     if unit.group is None and graph.node(unit.members[0]).op == "concat":
         return build_concat(ctx)
     try:
-        info = classify_group(graph, unit.members)
+        info = classify_group(graph, unit.members, index)
     except GroupError as error:
         raise LoweringError(f"group {unit.group} cannot be one kernel: {error}") from None
     if info.kind is GroupKind.MATMUL:

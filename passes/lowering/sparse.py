@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Mapping
 
 import numpy as np
 
@@ -166,7 +166,8 @@ def sparse_operand(graph: Graph, anchor: int, members: frozenset[int]) -> tuple[
     return None
 
 
-def plan_storages(graph: Graph, units: list, names: NameGen) -> dict[int, SparseStorage]:
+def plan_storages(graph: Graph, units: list, names: NameGen,
+                  index: Mapping[int, int] | None = None) -> dict[int, SparseStorage]:
     """The storage each sparse matmul (by anchor node) reads; one per (parameter, orientation)."""
     from ir import ops
     from ir.groups import GroupError, classify_group
@@ -174,7 +175,7 @@ def plan_storages(graph: Graph, units: list, names: NameGen) -> dict[int, Sparse
     result: dict[int, SparseStorage] = {}
     for unit in units:
         try:
-            info = classify_group(graph, unit.members)
+            info = classify_group(graph, unit.members, index)
         except GroupError:
             continue
         if info.anchor is None or not ops.in_group(graph.node(info.anchor).op, ops.MATMUL):
