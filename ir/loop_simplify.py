@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from ir.dtypes import DType
-from ir.loops import INDEX, Binary, Cast, Const, Expr, Load, Select, Unary, Var
+from ir.loops import INDEX, Binary, Cast, Const, Expr, Load, Select, Unary, Var, children
 
 
 # -- affine forms ---------------------------------------------------------------------------------
@@ -188,15 +188,7 @@ def reads_memory(expr: Expr) -> bool:
 
 
 def _expr_children(expr: Expr) -> tuple[Expr, ...]:
-    if isinstance(expr, Load):
-        return expr.indices
-    if isinstance(expr, (Unary, Cast)):
-        return (expr.operand,)
-    if isinstance(expr, Binary):
-        return (expr.left, expr.right)
-    if isinstance(expr, Select):
-        return (expr.cond, expr.true_value, expr.false_value)
-    return ()
+    return tuple(children(expr))
 
 
 # -- simplification -------------------------------------------------------------------------------

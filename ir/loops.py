@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Iterator, Union
+from typing import Callable, Iterator, Union
 
 from ir.dtypes import DType
 
@@ -298,6 +298,27 @@ def children(node: Stmt | Expr) -> Iterator[Stmt | Expr]:
         yield from node.stmts
     else:
         raise TypeError(f"not a loop IR node: {node!r}")
+
+
+def map_expr(expr: Expr, fn: Callable[[Expr], Expr]) -> Expr:
+    """`expr` rebuilt with `fn` applied to each of its direct sub-expressions (leaves come back as they are).
+
+    The one place that knows how to rebuild each expression node; rewrites that only care about a few
+    node kinds handle those and hand the rest to this.
+    """
+    if isinstance(expr, (Const, Var)):
+        return expr
+    if isinstance(expr, Load):
+        return Load(expr.buffer, tuple(fn(i) for i in expr.indices), expr.dtype)
+    if isinstance(expr, Unary):
+        return Unary(expr.op, fn(expr.operand))
+    if isinstance(expr, Binary):
+        return Binary(expr.op, fn(expr.left), fn(expr.right))
+    if isinstance(expr, Select):
+        return Select(fn(expr.cond), fn(expr.true_value), fn(expr.false_value))
+    if isinstance(expr, Cast):
+        return Cast(expr.dtype, fn(expr.operand))
+    raise TypeError(f"not a loop IR expression: {expr!r}")
 
 
 def walk(node: Stmt | Expr) -> Iterator[Stmt | Expr]:

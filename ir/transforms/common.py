@@ -17,7 +17,7 @@ from compiler.diagnostics import NicheError
 from ir.loop_printer import print_stmt
 from ir.loop_simplify import free_vars, simplify
 from ir.loops import (Allocate, Binary, Cast, Const, Expr, For, If, Kernel, Let, Load, Select, Seq, Stmt,
-                      Store, Unary, Var, walk)
+                      Store, Unary, Var, map_expr, walk)
 
 
 class TransformError(NicheError):
@@ -196,18 +196,8 @@ def _subst(node: Stmt | Expr, table: dict[str, Expr]) -> Stmt | Expr:
             raise TransformError(f"expected a {node.dtype} expression for '{node.name}' but found "
                                  f"{replacement.dtype}")
         return replacement
-    if isinstance(node, Const):
-        return node
-    if isinstance(node, Load):
-        return Load(node.buffer, tuple(_subst(i, table) for i in node.indices), node.dtype)
-    if isinstance(node, Unary):
-        return Unary(node.op, _subst(node.operand, table))
-    if isinstance(node, Binary):
-        return Binary(node.op, _subst(node.left, table), _subst(node.right, table))
-    if isinstance(node, Select):
-        return Select(_subst(node.cond, table), _subst(node.true_value, table), _subst(node.false_value, table))
-    if isinstance(node, Cast):
-        return Cast(node.dtype, _subst(node.operand, table))
+    if isinstance(node, (Const, Load, Unary, Binary, Select, Cast)):
+        return map_expr(node, lambda child: _subst(child, table))
     if isinstance(node, Seq):
         return Seq(tuple(_subst(s, table) for s in node.stmts))
     if isinstance(node, Store):

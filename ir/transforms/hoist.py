@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 
 from ir.loops import (Allocate, Binary, Cast, Const, Expr, For, If, Kernel, Let, Load, Select, Seq,
-                      Stmt, Store, Unary, Var, walk)
+                      Stmt, Store, Unary, Var, map_expr, walk)
 from ir.loop_simplify import free_vars
 from ir.transforms.common import canonical, fresh_name, map_stmt, names_in_use, substitute
 
@@ -174,18 +174,7 @@ def _replace(expr: Expr, names: dict[Expr, str]) -> Expr:
     name = names.get(expr)
     if name is not None:
         return Var(name, expr.dtype)
-    if isinstance(expr, Load):
-        return Load(expr.buffer, tuple(_replace(i, names) for i in expr.indices), expr.dtype)
-    if isinstance(expr, Unary):
-        return Unary(expr.op, _replace(expr.operand, names))
-    if isinstance(expr, Binary):
-        return Binary(expr.op, _replace(expr.left, names), _replace(expr.right, names))
-    if isinstance(expr, Select):
-        return Select(_replace(expr.cond, names), _replace(expr.true_value, names),
-                      _replace(expr.false_value, names))
-    if isinstance(expr, Cast):
-        return Cast(expr.dtype, _replace(expr.operand, names))
-    return expr
+    return map_expr(expr, lambda child: _replace(child, names))
 
 
 def _drop_copies(stmt: Stmt, hoisted: set[str]) -> Stmt:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ir.loops import (Allocate, Binary, Buffer, Cast, Const, Expr, For, If, Kernel, Let, Load, Select, Seq, Stmt,
-                      Store, Unary, Var)
+from ir.loops import Allocate, Buffer, Expr, For, If, Kernel, Let, Load, Seq, Stmt, Store, Var, map_expr
 
 
 class _Renamer:
@@ -35,21 +34,11 @@ class _Renamer:
         return fresh, renamed
 
     def expr(self, expr: Expr) -> Expr:
-        if isinstance(expr, Const):
-            return expr
         if isinstance(expr, Var):
             return Var(self.names.get(expr.name, expr.name), expr.dtype)
         if isinstance(expr, Load):
             return Load(self.names[expr.buffer], tuple(self.expr(i) for i in expr.indices), expr.dtype)
-        if isinstance(expr, Unary):
-            return Unary(expr.op, self.expr(expr.operand))
-        if isinstance(expr, Binary):
-            return Binary(expr.op, self.expr(expr.left), self.expr(expr.right))
-        if isinstance(expr, Select):
-            return Select(self.expr(expr.cond), self.expr(expr.true_value), self.expr(expr.false_value))
-        if isinstance(expr, Cast):
-            return Cast(expr.dtype, self.expr(expr.operand))
-        raise TypeError(f"not a loop IR expression: {expr!r}")
+        return map_expr(expr, self.expr)
 
     def stmt(self, stmt: Stmt) -> Stmt:
         if isinstance(stmt, Seq):

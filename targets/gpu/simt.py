@@ -40,8 +40,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ir.loops import (Allocate, Binary, Buffer, Cast, Const, Expr, For, If, Kernel, Let, Load, LoopKind, Scope,
-                      Select, Seq, Stmt, Store, Unary, Var, walk)
+from ir.loops import (Allocate, Binary, Buffer, Const, Expr, For, If, Kernel, Let, Load, LoopKind, Scope, Seq,
+                      Stmt, Store, Var, map_expr, walk)
 
 WARP = 32
 MAX_THREADS = 1024
@@ -274,18 +274,7 @@ def _rewrite_expr(expr: Expr, private: frozenset[str]) -> Expr:
     if isinstance(expr, Load):
         indices = tuple(_rewrite_expr(i, private) for i in expr.indices)
         return Load(expr.buffer, indices[1:] if expr.buffer in private else indices, expr.dtype)
-    if isinstance(expr, (Const, Var)):
-        return expr
-    if isinstance(expr, Unary):
-        return Unary(expr.op, _rewrite_expr(expr.operand, private))
-    if isinstance(expr, Binary):
-        return Binary(expr.op, _rewrite_expr(expr.left, private), _rewrite_expr(expr.right, private))
-    if isinstance(expr, Select):
-        return Select(_rewrite_expr(expr.cond, private), _rewrite_expr(expr.true_value, private),
-                      _rewrite_expr(expr.false_value, private))
-    if isinstance(expr, Cast):
-        return Cast(expr.dtype, _rewrite_expr(expr.operand, private))
-    raise TypeError(f"not a loop IR expression: {expr!r}")
+    return map_expr(expr, lambda child: _rewrite_expr(child, private))
 
 
 def private_buffer(buffer: Buffer) -> Buffer:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ir.loops import Binary, Cast, Const, Expr, Load, Select, Unary, Var
+from ir.loops import Binary, Cast, Const, Expr, Load, Select, Unary, Var, map_expr
 
 
 def lane_stride(expr: Expr, lane_var: str, step: int, varying: Mapping[str, Expr]) -> int | None:
@@ -76,17 +76,4 @@ def substitute(expr: Expr, definitions: Mapping[str, Expr]) -> Expr:
         if expr.name in definitions:
             return substitute(definitions[expr.name], definitions)
         return expr
-    if isinstance(expr, Const):
-        return expr
-    if isinstance(expr, Load):
-        return Load(expr.buffer, tuple(substitute(i, definitions) for i in expr.indices), expr.dtype)
-    if isinstance(expr, Unary):
-        return Unary(expr.op, substitute(expr.operand, definitions))
-    if isinstance(expr, Binary):
-        return Binary(expr.op, substitute(expr.left, definitions), substitute(expr.right, definitions))
-    if isinstance(expr, Select):
-        return Select(substitute(expr.cond, definitions), substitute(expr.true_value, definitions),
-                      substitute(expr.false_value, definitions))
-    if isinstance(expr, Cast):
-        return Cast(expr.dtype, substitute(expr.operand, definitions))
-    raise TypeError(f"not a loop IR expression: {expr!r}")
+    return map_expr(expr, lambda child: substitute(child, definitions))
