@@ -18,24 +18,21 @@ from typing import Any
 import lark
 from lark import Token, Tree
 
-from compiler.diagnostics import Diagnostic, NicheError
 from ir import ops
 from ir.dtypes import parse_dtype
 from ir.graph import Graph, Loc
+from ir.text_parsing import TextParseError, line_text, syntax_error
 from ir.types import Format, TensorType
 
 GRAMMAR = Path(__file__).with_name("graph.lark")
 
 
-class GraphParseError(NicheError):
+class GraphParseError(TextParseError):
     """The graph text is malformed; `line` and `col` (1-based) say where."""
 
     def __init__(self, message: str, line: int, col: int, file: str = "<graph>",
                  source_line: str | None = None) -> None:
-        self.message = message
-        self.line = line
-        self.col = col
-        super().__init__([Diagnostic(message, Loc(file, line, col), source_line=source_line)])
+        super().__init__(message, line, col, file, source_line)
 
 
 @functools.cache
@@ -54,18 +51,7 @@ def parse_graph(text: str, file: str = "<graph>") -> Graph:
 
 
 def _syntax_error(error: lark.UnexpectedInput, text: str, file: str) -> GraphParseError:
-    if isinstance(error, lark.UnexpectedCharacters):
-        message = f"unexpected character {text[error.pos_in_stream]!r}"
-        line, col = error.line, error.column
-    elif isinstance(error, lark.UnexpectedToken) and error.token.type != "$END":
-        expected = ", ".join(sorted({_describe_terminal(name) for name in error.expected}))
-        message = f"unexpected {error.token.value!r} (expected {expected})"
-        line, col = error.token.line, error.token.column
-    else:
-        lines = text.splitlines() or [""]
-        message = "unexpected end of input"
-        line, col = len(lines), len(lines[-1]) + 1
-    return GraphParseError(message, line, col, file, _line_text(text, line))
+    return syntax_error(error, text, file, _describe_terminal, GraphParseError)
 
 
 _TERMINAL_WORDS = {
@@ -86,11 +72,6 @@ def _describe_terminal(name: str) -> str:
     return f"'{pattern.value}'" if pattern.type == "str" else name.lower()
 
 
-def _line_text(text: str, line: int) -> str | None:
-    lines = text.splitlines()
-    return lines[line - 1] if 0 < line <= len(lines) else None
-
-
 class _Builder:
     """Parse tree -> Graph, checking names and types as it goes."""
 
@@ -106,7 +87,7 @@ class _Builder:
             line, col = where.line, where.column
         else:
             line, col = where.meta.line, where.meta.column
-        return GraphParseError(message, line, col, self.file, _line_text(self.text, line))
+        return GraphParseError(message, line, col, self.file, line_text(self.text, line))
 
     def unquote(self, token: Token, prefix: str = "") -> str:
         """The text of a NAME, STRING, `%name`, `%"name"`, `@name` or `@"name"` token (JSON escapes)."""

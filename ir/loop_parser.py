@@ -24,12 +24,11 @@ from pathlib import Path
 import lark
 from lark import Token, Tree
 
-from compiler.diagnostics import Diagnostic, NicheError
 from ir.dtypes import DType, parse_dtype
-from ir.graph import Loc
 from ir.loops import (INDEX, UNARY_OPS, Allocate, Binary, Buffer, Cast, Const, Expr, For, If, Kernel,
                       KernelCall, Let, Load, LoopKind, LoopProgram, Scope, Select, Seq, Stmt, Store, Unary,
                       Var)
+from ir.text_parsing import TextParseError, line_text, syntax_error
 
 GRAMMAR = Path(__file__).with_name("loop.lark")
 
@@ -40,15 +39,12 @@ _NAMED_CONSTS = {"true": (True, DType.BOOL), "false": (False, DType.BOOL),
                  "inf": (math.inf, DType.F32), "nan": (math.nan, DType.F32)}
 
 
-class LoopParseError(NicheError):
+class LoopParseError(TextParseError):
     """The loop IR text is malformed; `line` and `col` (1-based) say where."""
 
     def __init__(self, message: str, line: int, col: int, file: str = "<loops>",
                  source_line: str | None = None) -> None:
-        self.message = message
-        self.line = line
-        self.col = col
-        super().__init__([Diagnostic(message, Loc(file, line, col), source_line=source_line)])
+        super().__init__(message, line, col, file, source_line)
 
 
 @functools.cache
@@ -77,18 +73,7 @@ def _parse(text: str, file: str, start: str) -> Tree:
 
 
 def _syntax_error(error: lark.UnexpectedInput, text: str, file: str) -> LoopParseError:
-    if isinstance(error, lark.UnexpectedCharacters):
-        message = f"unexpected character {text[error.pos_in_stream]!r}"
-        line, col = error.line, error.column
-    elif isinstance(error, lark.UnexpectedToken) and error.token.type != "$END":
-        expected = ", ".join(sorted({_describe(name) for name in error.expected}))
-        message = f"unexpected {error.token.value!r} (expected {expected})"
-        line, col = error.token.line, error.token.column
-    else:
-        lines = text.splitlines() or [""]
-        message = "unexpected end of input"
-        line, col = len(lines), len(lines[-1]) + 1
-    return LoopParseError(message, line, col, file, _line_text(text, line))
+    return syntax_error(error, text, file, _describe, LoopParseError)
 
 
 def _describe(name: str) -> str:
@@ -99,11 +84,6 @@ def _describe(name: str) -> str:
     except KeyError:
         return name.lower()
     return f"'{pattern.value}'" if pattern.type == "str" else name.lower()
-
-
-def _line_text(text: str, line: int) -> str | None:
-    lines = text.splitlines()
-    return lines[line - 1] if 0 < line <= len(lines) else None
 
 
 def _unescape(quoted: str) -> str:
@@ -137,7 +117,7 @@ class _Builder:
             line, col = where.line, where.column
         else:
             line, col = where.meta.line, where.meta.column
-        return LoopParseError(message, line, col, self.file, _line_text(self.text, line))
+        return LoopParseError(message, line, col, self.file, line_text(self.text, line))
 
     # -- programs --------------------------------------------------------------------------------
 
