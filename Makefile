@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(VENV)/bin/niche run examples/mlp.nk --target cpu --check
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
