@@ -45,9 +45,14 @@ def parse_define(text: str) -> tuple[str, int | float | str]:
     raise argparse.ArgumentTypeError(f"the value of {name} must be a number or a dtype, got '{value}'")
 
 
-def add_program_arguments(parser: argparse.ArgumentParser, target_default: str = "ref") -> None:
-    """Options every command that compiles a program takes."""
-    parser.add_argument("file", help="a .nk source file, or a .graph file printed by --emit graph")
+def add_program_arguments(parser: argparse.ArgumentParser, target_default: str = "ref",
+                          several_files: bool = False) -> None:
+    """Options every command that compiles a program takes (`several_files`: FILE... instead of FILE)."""
+    if several_files:
+        parser.add_argument("files", nargs="+", metavar="FILE",
+                            help="one or more .nk source files, or .graph files printed by --emit graph")
+    else:
+        parser.add_argument("file", help="a .nk source file, or a .graph file printed by --emit graph")
     parser.add_argument("-D", dest="defines", metavar="NAME=VALUE", action="append", type=parse_define,
                         default=[], help="bind a symbolic dimension or override a const (repeatable)")
     parser.add_argument("--entry", metavar="FUNC", help="the function to compile (default: the last def)")

@@ -196,3 +196,18 @@ def test_command_line_errors(niche_main, args: list[str], status: int, message: 
     result = niche_main(*args)
     assert_user_error(result, status)
     assert message in result.stderr
+
+
+def test_run_several_files_checks_each_and_gives_one_verdict(niche_main, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.nk"
+    broken.write_text("def f(x: f32[4]) -> f32[4] { return x + y }\n")
+    result = niche_main("run", "examples/mlp.nk", "examples/attention.nk", "--check")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("mlp: ") and "\nattention: " in result.stdout
+    result = niche_main("run", "examples/mlp.nk", str(broken), "--check")
+    assert result.returncode == 1
+    assert "mlp: " in result.stdout  # the good program still ran
+    assert f"{broken}:1:41: error: unknown name 'y'" in result.stderr
+    assert f"1 of 2 programs failed: {broken}" in result.stderr
+    result = niche_main("run", "examples/mlp.nk", "examples/attention.nk", "--input", "x=x.npy")
+    assert result.returncode == 1 and "give a single FILE" in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,10 @@ from compiler.inputs import random_inputs
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "run", help="run a program on given or random inputs",
-        description="Compile FILE for --target, run it on the inputs given with --input (random ones, "
+        description="Compile each FILE for --target, run it on the inputs given with --input (random ones, "
                     "drawn from --seed, for the rest) and print a summary of each output. --check also runs "
                     "the reference interpreter and fails when an output differs beyond the dtype's tolerance.")
-    add_program_arguments(parser)
+    add_program_arguments(parser, several_files=True)
     parser.add_argument("--input", dest="inputs", metavar="NAME=FILE.npy", action="append", default=[],
                         help="an input array for parameter NAME (repeatable); a FILE.npz gives several by name")
     parser.add_argument("--seed", type=int, default=0, help="seed for the random inputs (default: 0)")
@@ -70,8 +71,25 @@ def summarize(array: np.ndarray, limit: int = 6) -> str:
 
 
 def run_run(args: argparse.Namespace) -> int:
+    if len(args.files) == 1:
+        return run_file(args.files[0], args)
+    if args.inputs or args.output:
+        raise ArgumentError("--input and -o name one program's arrays: give a single FILE with them")
+    failed = []
+    for path in args.files:  # `niche run examples/*.nk --check`: every program, then one verdict
+        try:
+            run_file(path, args)
+        except NicheError as error:
+            print(error.format(), file=sys.stderr)
+            failed.append(path)
+    if failed:
+        raise NicheError(f"{len(failed)} of {len(args.files)} programs failed: {', '.join(failed)}")
+    return 0
+
+
+def run_file(path: str, args: argparse.Namespace) -> int:
     given = load_inputs(args.inputs)
-    program = compile(args.file, **compile_options(args))
+    program = compile(path, **compile_options(args))
     unknown = set(given) - set(program.param_names)
     if unknown:
         raise ArgumentError(f"--input names no parameter of '{program.name}': {', '.join(sorted(unknown))} "
