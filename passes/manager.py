@@ -61,7 +61,9 @@ class PassManager:
 
     def _run_one(self, pass_: Pass, graph: Graph, ctx: PassContext) -> Graph:
         info = info_of(pass_)
-        before = graph.copy()  # for the reproducer, in case the pass mutates `graph`
+        # The input as given, for the reproducer. Niche's own passes never mutate their input (checked
+        # below on every run), so theirs is the input itself; a plugin's is copied first, in case it does.
+        before = graph if info.builtin else graph.copy()
         snapshot = fingerprint(graph)
         ctx.current_pass = pass_.name
         for instrument in self.instruments:

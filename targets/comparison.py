@@ -1,25 +1,42 @@
 """Pricing one program on several targets (what `niche compare` prints), and picking a winner per metric.
 
 A target takes part only when its backend is built and has a cost model (`estimate`); anything else is
-skipped with the reason, and never gets a number. Each target compiles the program with
-`for_pricing=True` (it may stop before code generation) and its `estimate` prices the artifact.
-`--target-spec FILE` adds a target of the file's kind (`KIND:FILE`), so hardware that does not exist
-yet is priced by the same model as shipped chips.
+skipped with the reason, and never gets a number. `--target-spec FILE` adds a target of the file's kind
+(`KIND:FILE`), so hardware that does not exist yet is priced by the same model as shipped chips.
+
+The program is built and optimised once: the graph after the graph passes is the same for every target
+whose passes do not read the target (all of the default pipelines; a pipeline with `sparsify`, which
+prices formats on its target, or a target with its own fusion working-set limit gets its own run), so it
+is built once per distinct pipeline and shared. Each target then compiles that graph with
+`for_pricing=True` (it may stop before code generation, and runs its own target-specific steps) and its
+`estimate` prices the artifact. Target-independent counts are shared too (`targets.counts.shared_counts`).
+Pricing is checked not to change the shared graph (tests/targets/test_compare_sharing.py).
+
+Outcomes per target: a `CostReport`; a refusal (`TargetError` or another user error, such as an op the
+target does not support or an option it does not take), listed with its message; or an internal error
+(a bug in that target's compiler or model), listed as such so that the command can exit non-zero while
+still printing the other targets' figures.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
-from compiler.diagnostics import ArgumentError
+from compiler.diagnostics import ArgumentError, InternalError, NicheError
 from compiler.driver import Program, Source
+from ir.graph import Graph
 from targets.base import CompileOptions, TargetError, get_target, target_names
 from targets.cost import CostReport
+from targets.counts import shared_counts
 from targets.spec import load_spec
 
 SCHEMA = "niche.compare/1"
+# Graph passes that read the target they compile for (`passes/sparsify.py` prices formats on it): a
+# pipeline holding one is run per target, never shared.
+TARGET_DEPENDENT_PASSES = frozenset({"sparsify"})
 
 
 @dataclass(frozen=True)
@@ -35,6 +52,8 @@ def _per_step(report: CostReport, attribute: str) -> float | None:
     return None if part is None or not report.fits else (part.joules if attribute == "energy" else part.usd)
 
 
+# The as-given figures (targets/report.py states the rule): one step of the program as written, each
+# step waiting for the one before. Winners are picked on these only.
 METRICS = (
     Metric("latency", "latency / step", "lower", lambda r: r.latency),
     Metric("tokens_per_second", "tokens/s (all users)", "higher",
@@ -57,6 +76,15 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class Failed:
+    """A target whose compiler or cost model raised an internal error (a bug in Niche)."""
+
+    target: str
+    error: str  # "ExceptionType: message"
+    cause: BaseException | None = field(default=None, compare=False)
+
+
 @dataclass
 class Comparison:
     program: str
@@ -66,6 +94,8 @@ class Comparison:
     skipped: list[Skipped] = field(default_factory=list)
     measured: dict[str, dict[str, float]] = field(default_factory=dict)  # target -> kernel -> seconds
     seconds: float = 0.0  # how long pricing took
+    errors: list[Failed] = field(default_factory=list)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> the options it was given
 
     def winners(self) -> dict[str, str]:
         """Metric key -> the target that does best on it (among those that fit and report it)."""
@@ -80,8 +110,10 @@ class Comparison:
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "program": self.program, "file": self.file, "defines": self.defines,
-                "reports": [r.to_dict() for r in self.reports], "winners": self.winners(),
+                "options": self.options, "reports": [r.to_dict() for r in self.reports],
+                "winners": self.winners(),
                 "skipped": [{"target": s.target, "reason": s.reason} for s in self.skipped],
+                "errors": [{"target": f.target, "error": f.error} for f in self.errors],
                 "measured": self.measured, "pricing_seconds": self.seconds}
 
 
@@ -122,28 +154,148 @@ def batch_defines(source: Source, defines: dict, entry: str | None, batch: int |
     return {**defines, "B": batch}
 
 
-def compare(source: Source, targets: list[str], defines: dict, entry: str | None = None, opt_level: int = 2,
-            chips: int | None = None, partition: str = "auto",
-            progress: Callable[[str], None] | None = None) -> tuple[list[CostReport], list[Skipped]]:
-    """A cost report per target (in the order given), and the targets that refused the program (a
-    TargetError, such as an op the target does not support, skips that target with its message)."""
-    reports, refused = [], []
-    for name in targets:
-        if progress is not None:
-            progress(name)
-        options = CompileOptions(target=name, defines=dict(defines), entry=entry, opt_level=opt_level,
-                                 chips=chips, partition=partition, for_pricing=True)
+# -- target options ----------------------------------------------------------------------------------
+
+def option_value(text: str) -> int | float | bool | str:
+    """A `--option` value: an int, a float, true/false, else the text itself."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
         try:
-            program = Program(source, options)
-            reports.append(get_target(name).estimate(program.artifact))
-        except TargetError as error:  # this target cannot take the program; the others may
-            refused.append(Skipped(name, " ".join(d.message for d in error.diagnostics)))
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_option(text: str) -> tuple[str | None, str, int | float | bool | str]:
+    """`[TARGET.]KEY=VALUE` -> (the target it is for or None for all, key, value)."""
+    name, sep, value = text.partition("=")
+    scope, dot, key = name.rpartition(".")
+    if not sep or not key.isidentifier() or (dot and not scope):
+        raise ArgumentError(f"--option expects [TARGET.]KEY=VALUE (e.g. wse.density=0.1), got '{text}'")
+    return (scope or None), key, option_value(value)
+
+
+def accepted_options(target: object) -> frozenset[str] | None:
+    """The `CompileOptions.extra` keys a target takes (its `options` attribute), None when it does not say."""
+    declared = getattr(target, "options", None)
+    return frozenset(declared) if declared is not None else None
+
+
+def route_options(targets: list[str], options: list[tuple[str | None, str, Any]]) -> dict[str, dict[str, Any]]:
+    """Target -> its `extra` options. `TARGET.KEY=VALUE` goes to the targets named TARGET (`wse` or
+    `wse:wse2`); a bare `KEY=VALUE` to every target that declares KEY, or to all of them when none declares
+    its options. An option no listed target can take is an error naming who takes what."""
+    routed: dict[str, dict[str, Any]] = {name: {} for name in targets}
+    for scope, key, value in options:
+        if scope is not None:
+            chosen = [n for n in targets if n == scope or n.split(":", 1)[0] == scope]
+            if not chosen:
+                raise ArgumentError(f"--option {scope}.{key}: no target '{scope}' in --targets ({', '.join(targets)})")
+        else:
+            declared = {n: accepted_options(get_target(n)) for n in targets}
+            chosen = [n for n in targets if declared[n] is None or key in declared[n]]
+            if not chosen:
+                takes = "; ".join(f"{n}: {', '.join(sorted(d)) or 'none'}" for n, d in declared.items() if d is not None)
+                raise ArgumentError(f"--option {key}: none of the targets takes it ({takes})")
+        for name in chosen:
+            routed[name][key] = value
+    return routed
+
+
+# -- pricing -----------------------------------------------------------------------------------------
+
+class GraphBuilder:
+    """The program's graph after the graph passes, built once per distinct pipeline and shared."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self._graphs: dict[tuple, Graph] = {}
+        self.builds = 0  # pipelines run (for tests: one for any number of default-pipeline targets)
+        self.name = ""  # the program's name, once a graph is built
+
+    @staticmethod
+    def key(options: CompileOptions) -> tuple | None:
+        """What the graph passes' result depends on besides the source, or None when it depends on the
+        target itself (a pass that reads the target)."""
+        from passes.graph_pipeline import working_set_limit
+        from passes.pipeline import default_pipeline, parse_pipeline
+        specs = default_pipeline(options.opt_level) if options.passes is None else parse_pipeline(options.passes)
+        if options.weights or any(spec.name in TARGET_DEPENDENT_PASSES for spec in specs):
+            return None
+        return (tuple(sorted(options.defines.items())), options.entry, options.opt_level, options.passes,
+                working_set_limit(options))
+
+    def graph(self, options: CompileOptions) -> Graph | None:
+        """The shared graph for `options`, or None when this target must run its own pipeline."""
+        key = self.key(options)
+        if key is None:
+            return None
+        if key not in self._graphs:
+            limit = key[-1]
+            shared = dataclasses.replace(options, target="ref", extra={}, fusion_working_set_limit=limit)
+            self._graphs[key] = Program(self.source, shared).graph
+            self.name = self._graphs[key].name
+            self.builds += 1
+        return self._graphs[key]
+
+
+def price_target(builder: GraphBuilder, name: str, options: CompileOptions) -> CostReport:
+    """One target's report. A TargetError (or other user error) is the target refusing the program; any
+    other exception is an internal error of that target (re-raised as `InternalError`, cause attached)."""
+    target = get_target(name)
+    try:
+        graph = builder.graph(options)
+        if graph is None:
+            artifact = Program(builder.source, options).artifact
+        else:
+            artifact = target.compile(graph, options)
+        return target.estimate(artifact)
+    except NicheError:
+        raise
+    except Exception as error:  # a bug in this target: reported for its column only
+        raise InternalError(f"internal error in target '{name}': {type(error).__name__}: {error}") from error
+
+
+def compare(source: Source, targets: list[str], defines: dict, entry: str | None = None, opt_level: int = 2,
+            chips: int | None = None, partition: str = "auto", progress: Callable[[str], None] | None = None,
+            extra: dict[str, dict[str, Any]] | None = None,
+            errors: list[Failed] | None = None,
+            builder: GraphBuilder | None = None) -> tuple[list[CostReport], list[Skipped]]:
+    """A cost report per target (in the order given), and the targets that refused the program (a
+    TargetError, such as an op the target does not support, skips that target with its message).
+    Internal errors of a target are appended to `errors` when given (else raised)."""
+    reports, refused = [], []
+    builder = builder or GraphBuilder(source)
+    base = CompileOptions(target="ref", defines=dict(defines), entry=entry, opt_level=opt_level,
+                          chips=chips, partition=partition, for_pricing=True)
+    if progress is not None:
+        progress("building the graph")
+    builder.graph(base)  # user errors in the program surface here, once, not once per target
+    with shared_counts():
+        for name in targets:
+            if progress is not None:
+                progress(f"pricing {name}")
+            options = dataclasses.replace(base, target=name, extra=dict((extra or {}).get(name, {})))
+            try:
+                reports.append(price_target(builder, name, options))
+            except InternalError as error:
+                if errors is None:
+                    raise
+                errors.append(Failed(name, " ".join(d.message for d in error.diagnostics), error.__cause__))
+            except NicheError as error:  # this target cannot take the program; the others may
+                refused.append(Skipped(name, " ".join(d.message for d in error.diagnostics)))
     return reports, refused
 
 
 def run_comparison(path: str, targets: list[str], spec_files: list[str], defines: dict, entry: str | None = None,
                    opt_level: int = 2, chips: int | None = None, partition: str = "auto",
-                   batch: int | None = None, progress: Callable[[str], None] | None = None) -> Comparison:
+                   batch: int | None = None, progress: Callable[[str], None] | None = None,
+                   options: list[tuple[str | None, str, Any]] | None = None) -> Comparison:
+    """Price `path` on `targets`. `options` are parsed `--option`s (`parse_option`); internal errors of a
+    target are listed in `Comparison.errors`, the other targets still priced."""
     start = time.perf_counter()
     usable, skipped = resolve_targets(targets, spec_files)
     source = Source.from_file(path)
@@ -151,9 +303,14 @@ def run_comparison(path: str, targets: list[str], spec_files: list[str], defines
     if not usable:
         reasons = "; ".join(f"{s.target}: {s.reason}" for s in skipped) or "no targets given"
         raise ArgumentError(f"no target to price ({reasons})")
-    reports, refused = compare(source, usable, defines, entry, opt_level, chips, partition, progress)
-    if not reports:
+    extra = route_options(usable, options or [])
+    errors: list[Failed] = []
+    builder = GraphBuilder(source)
+    reports, refused = compare(source, usable, defines, entry, opt_level, chips, partition, progress, extra, errors,
+                               builder)
+    if not reports and not errors:
         raise ArgumentError("no target could price the program: "
                             + "; ".join(f"{s.target}: {s.reason}" for s in refused))
-    return Comparison(reports[0].program, path, defines, reports, skipped + refused,
-                      seconds=time.perf_counter() - start)
+    name = reports[0].program if reports else builder.name
+    return Comparison(name, path, defines, reports, skipped + refused, seconds=time.perf_counter() - start,
+                      errors=errors, options={k: v for k, v in extra.items() if v})

@@ -173,6 +173,22 @@ class TokenMetrics:
 
 
 @dataclass(frozen=True)
+class Capacity:
+    """Throughput with the pipeline full: a layout whose stages sit on different chips (or regions of a
+    wafer) can start a new, independent step every `interval` while earlier ones are still in flight. This
+    is not what the program as given gets (its steps depend on each other: `CostReport.tokens`); it needs
+    `steps_in_flight` independent steps (other users' batches) at once, and is reported beside it."""
+
+    interval: float  # seconds between steps entering the pipeline
+    steps_in_flight: float  # latency / interval: the concurrency that fills the pipeline
+    steps_per_second: float
+    tokens_per_second: float | None
+    usd_per_million_tokens: float | None
+    joules_per_token: float | None
+    set_by: str  # what sets the interval (the busiest stage)
+
+
+@dataclass(frozen=True)
 class CostReport:
     target: str  # as named on the command line, e.g. "gpu:h100"
     spec: str  # the hardware spec's name
@@ -189,6 +205,7 @@ class CostReport:
     total: Cost = field(default=Cost())
     peak_flops: float = 0.0  # one chip's peak for the program's main precision (the roofline's roof)
     memory_bandwidth: float = 0.0  # one chip's main-memory bandwidth (the roofline's slope)
+    capacity: Capacity | None = None  # pipelined layouts: throughput with the pipeline full (not as given)
 
     @property
     def fits(self) -> bool:
@@ -228,7 +245,8 @@ class CostReport:
                    Money(**data["money"]) if data["money"] else None,
                    TokenMetrics(**data["tokens"]) if data["tokens"] else None,
                    tuple(data["assumptions"]), data["explanation"], data["level"], data["estimate"],
-                   _cost(data["total"]), data["peak_flops"], data["memory_bandwidth"])
+                   _cost(data["total"]), data["peak_flops"], data["memory_bandwidth"],
+                   Capacity(**data["capacity"]) if data.get("capacity") else None)
 
     @classmethod
     def from_json(cls, text: str) -> CostReport:

@@ -21,7 +21,9 @@ that causes re-reads is not known yet).
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import Iterator
 
 from ir import ops
 from ir.dtypes import DType
@@ -202,10 +204,37 @@ def matmul_shape(result: TensorType, a: TensorType) -> MatmulShape:
     return MatmulShape(batch, result.shape[-2], result.shape[-1], a.shape[-1])
 
 
+# Inside `shared_counts()`: id(graph) -> (the graph, its counts). The graph is held so that its id stays
+# its own for the whole block.
+_SHARED: dict[int, tuple[Graph, ProgramCounts]] | None = None
+
+
+@contextmanager
+def shared_counts() -> Iterator[None]:
+    """Within the block, `count_graph` counts each graph once and hands every caller the same counts:
+    `niche compare` prices one graph on several targets, and the counts do not depend on the target
+    (counts once, machine models per target). Callers must not change the graph inside the block, nor
+    the counts they get (treat `ProgramCounts` as read-only)."""
+    global _SHARED
+    outer = _SHARED
+    _SHARED = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _SHARED = outer
+
+
 def count_graph(graph: Graph) -> ProgramCounts:
-    """Counts of a graph with fusion groups (`Node.group`); see `targets.graph_counts`."""
+    """Counts of a graph with fusion groups (`Node.group`); see `targets.graph_counts`. The graph's
+    dimension bindings are in `attributes["dims"]`."""
+    if _SHARED is not None and id(graph) in _SHARED:
+        return _SHARED[id(graph)][1]
     from targets.graph_counts import GraphCounter
-    return GraphCounter(graph).count()
+    counts = GraphCounter(graph).count()
+    counts.attributes.setdefault("dims", dict(graph.dims))
+    if _SHARED is not None:
+        _SHARED[id(graph)] = (graph, counts)
+    return counts
 
 
 def count_loop_program(program: object, weights: set[str] | frozenset[str] = frozenset(),

@@ -1,45 +1,64 @@
-"""`niche compare --measure`: run the CPU kernels and put measured time beside the model's prediction.
+"""`niche compare --measure`: run each target's kernels and put measured time beside the model's prediction.
 
-The program is compiled for this machine by the CPU target (for real: loop IR, LLVM, native code) and
-priced again on that artifact, so prediction and measurement name the same kernels; each kernel's
-time is the median of a few calls on random inputs (`CpuArtifact.time_kernels`). Measuring allocates the
-program's tensors, so it is refused when the CPU report says the program does not fit this machine.
+For every priced target whose artifact can time its kernels (`time_kernels(inputs, repeats)`: the CPU
+target always, the GPU target on a machine with an NVIDIA GPU), the program is compiled for real (loop
+IR, native code or PTX) and priced again on that artifact, so prediction and measurement name the same
+kernels; each kernel's time is the median of a few calls on random inputs. Targets that cannot be
+measured here get a note saying why (a simulated target, no GPU, does not fit this machine); nothing is
+ever made up. Measuring allocates the program's tensors, so a target whose report says the program does
+not fit is not measured (run it at a smaller size with -D).
 """
 
 from __future__ import annotations
 
-import sys
+from typing import Any, Callable
 
-from targets.base import target_names
+from compiler.diagnostics import NicheError
 from targets.comparison import Comparison
 
 
-def _note(message: str) -> None:
-    print(f"niche: note: --measure: {message}", file=sys.stderr)
+def measure(comparison: Comparison, path: str, entry: str | None, opt_level: int, repeats: int = 5,
+            note: Callable[[str], None] | None = None) -> list[str]:
+    """Measure every report's target that can be measured; replaces its report by the one priced on the
+    compiled artifact and records `comparison.measured[target]`. Returns the notes on targets not measured
+    (also passed to `note` as they come)."""
+    notes: list[str] = []
 
+    def say(target: str, message: str) -> None:
+        text = f"{target}: {message}"
+        notes.append(text)
+        if note is not None:
+            note(text)
 
-def measure_cpu(comparison: Comparison, path: str, entry: str | None, opt_level: int, repeats: int = 5) -> bool:
-    """Replace the `cpu` report by one priced on the compiled loop IR and record measured kernel times.
-    Returns False (with a note on stderr saying why) when nothing could be measured."""
-    if "cpu" not in target_names():
-        _note("no cpu backend in this build; nothing measured")
-        return False
-    index = next((i for i, r in enumerate(comparison.reports) if r.target == "cpu"), None)
-    if index is None:
-        _note("add cpu to --targets to measure it; nothing measured")
-        return False
-    if not comparison.reports[index].fits:
-        _note("the program does not fit this machine's memory; measure it at a smaller size (-D)")
-        return False
     from compiler.driver import compile
     from compiler.inputs import random_inputs
     from targets.base import get_target
-    program = compile(path, target="cpu", defines=comparison.defines, entry=entry, opt_level=opt_level)
-    artifact = program.artifact
-    if not callable(getattr(artifact, "time_kernels", None)):
-        _note("the cpu target cannot time its kernels in this build; nothing measured")
-        return False
-    comparison.reports[index] = get_target("cpu").estimate(artifact)
-    inputs = random_inputs(program.graph, 0)
-    comparison.measured["cpu"] = artifact.time_kernels(inputs, repeats)
-    return True
+    for index, report in enumerate(list(comparison.reports)):
+        name = report.target
+        if not report.fits:
+            say(name, "the program does not fit this target, so it cannot run; measure it at a smaller size (-D)")
+            continue
+        options: dict[str, Any] = dict(comparison.options.get(name, {}))
+        try:
+            program = compile(path, target=name, defines=comparison.defines, entry=entry, opt_level=opt_level,
+                              **options)
+            artifact = program.artifact
+        except NicheError as error:
+            say(name, f"cannot be compiled to run here: {_message(error)}")
+            continue
+        timer = getattr(artifact, "time_kernels", None)
+        if not callable(timer):
+            say(name, f"its artifact ({artifact.description}) cannot time kernels on hardware; nothing measured")
+            continue
+        try:
+            measured = timer(random_inputs(program.graph, 0), repeats)
+        except NicheError as error:  # e.g. no NVIDIA GPU on this machine
+            say(name, f"not measured: {_message(error)}")
+            continue
+        comparison.reports[index] = get_target(name).estimate(artifact)
+        comparison.measured[name] = measured
+    return notes
+
+
+def _message(error: NicheError) -> str:
+    return " ".join(d.message for d in error.diagnostics).replace("error: ", "")

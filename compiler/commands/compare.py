@@ -5,7 +5,10 @@
 Every figure is a cost model's estimate (the output says so). Targets whose backend is not built are
 skipped with a note and get no number. `--json` prints the full reports (schema in
 docs/comparing-targets.md); `--plot out.png` draws the metrics and a roofline per target (matplotlib);
-`--measure` also runs the CPU kernels and prints measured beside predicted time.
+`--measure` also runs the kernels of every target that can time them here (the CPU; the GPU on a machine
+with one) and prints measured beside predicted time. `--option [TARGET.]KEY=VALUE` and `--mesh` pass
+target options through. A target that fails with an internal error gets a column saying so, the others
+are still printed, and the command exits with status 3.
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ import threading
 import time
 from typing import TextIO
 
-from compiler.cli import parse_define, write_atomically
-from compiler.diagnostics import ArgumentError
-from targets.comparison import METRICS, Comparison, run_comparison
+from compiler.cli import EXIT_INTERNAL, parse_define, write_atomically
+from compiler.diagnostics import ArgumentError, NicheError
+from targets.comparison import METRICS, Comparison, parse_option, run_comparison
 from targets.cost import CostReport
 from targets.units import format_si, format_time
 
@@ -48,8 +51,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also price the chip this spec file describes, with the model of its kind")
     parser.add_argument("--kernels", type=int, nargs="?", const=10, default=0, metavar="N",
                         help="also list the N costliest kernels of each target (default N: 10)")
+    parser.add_argument("--option", dest="options", metavar="[TARGET.]KEY=VALUE", action="append", type=_option,
+                        default=[], help="a target option (CompileOptions.extra), e.g. wse.density=0.1 or "
+                                         "lpu.mxm_precision=fp16; without TARGET. it goes to every listed target "
+                                         "that takes KEY (repeatable)")
+    parser.add_argument("--mesh", metavar="RxC", help="wse targets: the PE mesh option (same as --option wse.mesh=RxC)")
     parser.add_argument("--measure", action="store_true",
-                        help="run the CPU kernels on random inputs and print measured beside predicted time")
+                        help="also run the kernels of every target that can time them here (cpu; gpu on a machine "
+                             "with an NVIDIA GPU) on random inputs and print measured beside predicted time")
     parser.add_argument("--json", action="store_true", help="print the full reports as JSON")
     parser.add_argument("--plot", metavar="OUT.png", help="draw a bar chart per metric and a roofline per target")
     parser.set_defaults(func=run_compare)
@@ -107,23 +116,34 @@ class Progress:
             self.stream.flush()
 
 
+def _option(text: str) -> tuple:
+    try:
+        return parse_option(text)
+    except NicheError as error:
+        raise argparse.ArgumentTypeError(" ".join(d.message for d in error.diagnostics)) from None
+
+
 def run_compare(args: argparse.Namespace) -> int:
     if args.chips is not None and args.chips < 1:
         raise ArgumentError(f"--chips must be at least 1, got {args.chips}")
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    progress = Progress(len(targets) + len(args.spec_files) + (1 if args.measure else 0))
+    options = list(args.options) + ([("wse", "mesh", args.mesh)] if args.mesh else [])
+    progress = Progress(1 + (len(targets) or 4) + len(args.spec_files) + (1 if args.measure else 0))
     try:
         comparison = run_comparison(args.file, targets, args.spec_files, dict(args.defines), args.entry,
-                                    args.opt_level, args.chips, args.partition, args.batch,
-                                    lambda name: progress.step(f"pricing {name}"))
+                                    args.opt_level, args.chips, args.partition, args.batch, progress.step,
+                                    options)
         if args.measure:
-            progress.step("measuring the cpu kernels")
-            from targets.measure import measure_cpu
-            measure_cpu(comparison, args.file, args.entry, args.opt_level)
+            progress.step("measuring kernels")
+            from targets.measure import measure
+            notes = measure(comparison, args.file, args.entry, args.opt_level)
     finally:
         progress.close()
     for skipped in comparison.skipped:
         print(f"niche: note: skipped {skipped.target}: {skipped.reason}", file=sys.stderr)
+    if args.measure:
+        for text in notes:
+            print(f"niche: note: --measure: {text}", file=sys.stderr)
     if args.json:
         print(json.dumps(comparison.to_dict(), indent=2))
     else:
@@ -132,7 +152,14 @@ def run_compare(args: argparse.Namespace) -> int:
         from targets.plot import plot_comparison
         write_atomically(args.plot, plot_comparison(comparison))
         print(f"niche: wrote {args.plot}", file=sys.stderr)
-    return 0
+    for failed in comparison.errors:
+        print(f"niche: {failed.error}", file=sys.stderr)
+        print(f"niche: this is a bug in Niche ({failed.target}'s column is left empty); rerun with --debug for "
+              "the traceback", file=sys.stderr)
+        if getattr(args, "debug", False) and failed.cause is not None:
+            import traceback
+            traceback.print_exception(failed.cause)
+    return EXIT_INTERNAL if comparison.errors else 0
 
 
 # -- the text table -------------------------------------------------------------------------------
@@ -158,6 +185,13 @@ def _cells(report: CostReport) -> dict[str, str]:
             cells[metric.key] = "does not fit" if metric.key == "latency" else "-"
         else:
             cells[metric.key] = _FORMAT[metric.key](value) if value is not None else "-"
+    capacity = report.capacity if report.fits else None
+    if capacity is not None:
+        rate = capacity.tokens_per_second if capacity.tokens_per_second is not None else capacity.steps_per_second
+        cells["capacity"] = f"{rate:,.4g}"
+        cells["in_flight"] = f"{capacity.steps_in_flight:,.3g}"
+        usd = capacity.usd_per_million_tokens
+        cells["capacity_cost"] = _money(usd) if usd is not None else "-"
     placement = report.placement
     cells["binding"] = report.binding or "-"
     cells["utilization"] = f"{report.utilization:.1%}" if report.fits else "-"
@@ -173,25 +207,39 @@ def format_comparison(comparison: Comparison, kernels: int = 0) -> str:
     defines = ", ".join(f"{k}={v}" for k, v in comparison.defines.items())
     lines = [f"{comparison.program}{f' ({defines})' if defines else ''}: estimates from cost models, "
              "not measurements"]
-    cells = [_cells(r) for r in reports]
-    rows = [(m.key, m.label) for m in METRICS if any(c[m.key] != "-" for c in cells)]
+    columns = [r.target for r in reports] + [f.target for f in comparison.errors]
+    cells = [_cells(r) for r in reports] + [{"latency": "internal error"} for _ in comparison.errors]
+    rows = [(m.key, m.label) for m in METRICS if any(c.get(m.key, "-") != "-" for c in cells)]
+    tokens = any(r.tokens is not None for r in reports)
+    capacity_rows = [("capacity", f"{'tokens' if tokens else 'steps'}/s, pipeline full +"),
+                     ("in_flight", "  steps in flight needed"), ("capacity_cost", "  cost / M tokens then")]
+    rows += [(key, label) for key, label in capacity_rows if any(c.get(key, "-") != "-" for c in cells)]
     rows += [("binding", "binding resource"), ("utilization", "compute utilization"), ("chips", "chips")]
     winners = comparison.winners()
     label_width = max(len(label) for _, label in rows) + 2
-    widths = [max(len(r.target), *(len(c[key]) + 2 for key, _ in rows)) + 2 for r, c in zip(reports, cells)]
-    lines.append(" " * label_width + "".join(r.target.rjust(w) for r, w in zip(reports, widths)))
+    widths = [max(len(name), *(len(c.get(key, "-")) + 2 for key, _ in rows)) + 2 for name, c in zip(columns, cells)]
+    lines.append(" " * label_width + "".join(name.rjust(w) for name, w in zip(columns, widths)))
     for key, label in rows:
         row = label.ljust(label_width)
-        for report, cell, width in zip(reports, cells, widths):
-            mark = " *" if len(reports) > 1 and winners.get(key) == report.target else "  "
-            row += (cell[key] + mark).rjust(width)
+        for name, cell, width in zip(columns, cells, widths):
+            mark = " *" if len(reports) > 1 and winners.get(key) == name else "  "
+            row += (cell.get(key, "-") + mark).rjust(width)
         lines.append(row.rstrip())
     if len(reports) > 1:
-        lines.append("* best on that metric")
+        lines.append("* best on that metric (of the figures for the program as given)")
+    if any(key == "capacity" for key, _ in rows):
+        lines.append("+ not the program as given: independent steps (other users' batches) started while earlier "
+                     "ones are in flight; not compared")
     lines.append("")
     lines.append("why:")
     for report in reports:
         lines.append(f"  {report.target}: {report.explanation}")
+        if report.capacity is not None and report.fits:
+            c = report.capacity
+            lines.append(f"    pipeline full: one step every {format_time(c.interval)} (set by {c.set_by}) with "
+                         f"{c.steps_in_flight:,.3g} independent steps in flight")
+    for failed in comparison.errors:
+        lines.append(f"  {failed.target}: {failed.error} (a bug in Niche; no figures)")
     for report in reports:
         if comparison.measured.get(report.target) or kernels:
             lines.append("")

@@ -128,6 +128,7 @@ class LpuArtifact:
 
 class LpuTarget:
     name = "lpu"
+    options = frozenset(_OPTIONS)  # the CompileOptions.extra keys it takes (`niche compare --option`)
     summary = ("Groq TSP-style LPU: functional slices, a static cycle-level schedule (.lpu listing) and a "
                "cycle-level simulator; multi-chip over C2C links")
 

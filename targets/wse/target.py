@@ -146,6 +146,7 @@ class WseArtifact:
 
 class WseTarget:
     name = "wse"
+    options = frozenset(_OPTIONS)  # the CompileOptions.extra keys it takes (`niche compare --option`)
     summary = "Cerebras-style wafer-scale engine: regions of PEs, fabric routes, per-PE programs (simulated)"
 
     def __init__(self, variant: str | None = None) -> None:
