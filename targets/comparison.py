@@ -96,6 +96,8 @@ class Comparison:
     seconds: float = 0.0  # how long pricing took
     errors: list[Failed] = field(default_factory=list)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # target -> the options it was given
+    chips: int | None = None  # --chips, as given (None: each target's own choice)
+    partition: str = "auto"  # --partition
 
     def winners(self) -> dict[str, str]:
         """Metric key -> the target that does best on it (among those that fit and report it)."""
@@ -114,7 +116,8 @@ class Comparison:
                 "winners": self.winners(),
                 "skipped": [{"target": s.target, "reason": s.reason} for s in self.skipped],
                 "errors": [{"target": f.target, "error": f.error} for f in self.errors],
-                "measured": self.measured, "pricing_seconds": self.seconds}
+                "chips": self.chips, "partition": self.partition, "measured": self.measured,
+                "pricing_seconds": self.seconds}
 
 
 def resolve_targets(names: list[str], spec_files: list[str]) -> tuple[list[str], list[Skipped]]:
@@ -186,23 +189,33 @@ def accepted_options(target: object) -> frozenset[str] | None:
 
 def route_options(targets: list[str], options: list[tuple[str | None, str, Any]]) -> dict[str, dict[str, Any]]:
     """Target -> its `extra` options. `TARGET.KEY=VALUE` goes to the targets named TARGET (`wse` or
-    `wse:wse2`); a bare `KEY=VALUE` to every target that declares KEY, or to all of them when none declares
-    its options. An option no listed target can take is an error naming who takes what."""
+    `wse:wse2`), which must take KEY when they declare their options; a bare `KEY=VALUE` to every target
+    that declares KEY, or to all of them when none declares its options. An option no listed target can
+    take is an error naming who takes what (never silently ignored)."""
     routed: dict[str, dict[str, Any]] = {name: {} for name in targets}
+    declared = {n: accepted_options(get_target(n)) for n in targets}
     for scope, key, value in options:
         if scope is not None:
             chosen = [n for n in targets if n == scope or n.split(":", 1)[0] == scope]
             if not chosen:
-                raise ArgumentError(f"--option {scope}.{key}: no target '{scope}' in --targets ({', '.join(targets)})")
+                raise ArgumentError(f"option {scope}.{key} (--option, or --mesh for wse) is for target '{scope}', "
+                                    f"but there is no target '{scope}' in --targets ({', '.join(targets)})")
+            refusing = {n: declared[n] for n in chosen if declared[n] is not None and key not in declared[n]}
+            if refusing:
+                raise ArgumentError(f"--option {scope}.{key}: {', '.join(refusing)} does not take {key} "
+                                    f"({_takes(refusing)})")
         else:
-            declared = {n: accepted_options(get_target(n)) for n in targets}
             chosen = [n for n in targets if declared[n] is None or key in declared[n]]
             if not chosen:
-                takes = "; ".join(f"{n}: {', '.join(sorted(d)) or 'none'}" for n, d in declared.items() if d is not None)
-                raise ArgumentError(f"--option {key}: none of the targets takes it ({takes})")
+                raise ArgumentError(f"--option {key}: none of the targets takes it ({_takes(declared)})")
         for name in chosen:
             routed[name][key] = value
     return routed
+
+
+def _takes(declared: dict[str, frozenset[str] | None]) -> str:
+    """'cpu: schedule, threads; lpu: ...': the options each target that declares them takes."""
+    return "; ".join(f"{n}: {', '.join(sorted(d)) or 'none'}" for n, d in declared.items() if d is not None)
 
 
 # -- pricing -----------------------------------------------------------------------------------------
@@ -313,4 +326,5 @@ def run_comparison(path: str, targets: list[str], spec_files: list[str], defines
                             + "; ".join(f"{s.target}: {s.reason}" for s in refused))
     name = reports[0].program if reports else builder.name
     return Comparison(name, path, defines, reports, skipped + refused, seconds=time.perf_counter() - start,
-                      errors=errors, options={k: v for k, v in extra.items() if v})
+                      errors=errors, options={k: v for k, v in extra.items() if v}, chips=chips,
+                      partition=partition)

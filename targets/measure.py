@@ -41,7 +41,7 @@ def measure(comparison: Comparison, path: str, entry: str | None, opt_level: int
         options: dict[str, Any] = dict(comparison.options.get(name, {}))
         try:
             program = compile(path, target=name, defines=comparison.defines, entry=entry, opt_level=opt_level,
-                              **options)
+                              chips=comparison.chips, partition=comparison.partition, **options)
             artifact = program.artifact
         except NicheError as error:
             say(name, f"cannot be compiled to run here: {_message(error)}")

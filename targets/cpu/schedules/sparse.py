@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 from ir.loops import (Allocate, Binary, Buffer, Const, Expr, For, If, Let, Load, LoopKind, Scope, Seq, Stmt, Store,
                       Var, add, mul, seq)
@@ -149,6 +150,20 @@ class _Builder:
 
     # -- CSR and N:M, many columns ------------------------------------------------------------------
 
+    def column_lanes(self, start: int, width: int) -> Callable[..., Stmt]:
+        """`lanes(body, guard)`: a vectorized loop over the `width` output columns from `start`, `body`
+        given the lane variable; a tile running past the last column guards each lane unless told not to."""
+        spec = self.spec
+        ragged = start + width > spec.cols
+
+        def lanes(body: Callable[[Expr], Stmt], guard: bool = ragged) -> Stmt:
+            v = spec.fresh("v")
+            stmt = body(Var(v))
+            if guard:
+                stmt = If(Binary("lt", add(Const(start), Var(v)), Const(spec.cols)), stmt)
+            return For(v, Const(0), Const(width), stmt, LoopKind.VECTORIZE)
+        return lanes
+
     def vector_row(self, batch: Indices, r: Expr, dense, panel: _Panel | None = None) -> Stmt:
         """Row r of out_S, a register tile at a time; with `panel`, only the panel's entries, the
         tile resumed from and saved to the panel's partial sums except on the first and last panel."""
@@ -156,14 +171,7 @@ class _Builder:
         parts = []
         for start, width in self.tiles(1):
             acc = Buffer(spec.fresh("acc"), spec.acc_dtype, (width,), scope=Scope.LOCAL)
-            ragged = start + width > spec.cols
-
-            def lanes(body, guard: bool = ragged) -> Stmt:
-                v = spec.fresh("v")
-                stmt = body(Var(v))
-                if guard:
-                    stmt = If(Binary("lt", add(Const(start), Var(v)), Const(spec.cols)), stmt)
-                return For(v, Const(0), Const(width), stmt, LoopKind.VECTORIZE)
+            lanes = self.column_lanes(start, width)
 
             init: Stmt = lanes(lambda v: Store(acc.name, (v,), spec.init), guard=False)
             update = self.entries(r, lambda k, a: lanes(lambda v: Store(acc.name, (v,), Binary(
@@ -307,14 +315,7 @@ class _Builder:
         parts = []
         for start, width in self.tiles(rb):
             acc = Buffer(spec.fresh("acc"), spec.acc_dtype, (rb * width,), scope=Scope.LOCAL)
-            ragged = start + width > spec.cols
-
-            def lanes(body, guard: bool = ragged) -> Stmt:
-                v = spec.fresh("v")
-                stmt = body(Var(v))
-                if guard:
-                    stmt = If(Binary("lt", add(Const(start), Var(v)), Const(spec.cols)), stmt)
-                return For(v, Const(0), Const(width), stmt, LoopKind.VECTORIZE)
+            lanes = self.column_lanes(start, width)
 
             def slot(i: Expr, v: Expr) -> tuple[Expr, ...]:
                 return (add(mul(i, Const(width)), v),)
