@@ -8,15 +8,21 @@ needs (`targets.wse.analysis`), sizes and places them on full wafers and prices 
 Weights are resident when they fit the wafers allowed (`--chips`, or as many as they need), else
 streamed from MemoryX (`weights="auto"`); `weights="resident"` or `"streamed"` forces one. The report:
 
-* latency: one step through the pipeline (its fill); throughput: steps in flight every `interval`
-  (the busiest region or wafer I/O), so tokens/s (all users) = tokens per step / interval, and tokens/s
-  per user = tokens per user per step / latency (a user's next token waits for the previous one);
-* energy and money per step: the systems' power and price over the steady-state interval (steps are
-  pipelined, so each step occupies the wafers for one interval), stated in the report;
-* per region (a kernel): FLOPs useful and fired, cycles of compute and fabric, its PEs and memory;
-* the binding resource of the fill latency (compute, fabric, interconnect between wafers, io from the
-  host, mem:memoryx for streamed weights), PE utilization, fabric load, memory per PE, and the sparsity
-  gain when weights are sparse (the same program priced with dense weights).
+* latency: one step through the pipeline (its fill). Throughput follows the rule of every target
+  (`targets.report.THROUGHPUT_RULE`): the program as given has one step in flight (each step needs the
+  previous one's tokens), so tokens/s (all users) = tokens per step / latency, tokens/s per user = that /
+  users, and energy and money per step are every wafer's system power and price for the whole latency;
+* capacity (`CostReport.capacity`, via `targets.report.capacity_of`), not the program as given: with the
+  pipeline full, independent steps (other users' batches) could enter every `interval` (the busiest
+  region, or a wafer's I/O): tokens per step / interval, with energy and money over that interval; none
+  when the interval is the whole latency;
+* per region (a kernel): FLOPs useful and fired, cycles of FMAC compute, vector compute and fabric, its
+  PEs and memory;
+* the binding resource of the latency: compute (matmul FMACs), compute:vector (elementwise, reduction and
+  transcendental work on the PEs' SIMD lanes), fabric, interconnect between wafers, io from the host,
+  mem:memoryx for streamed weights; the why-line names it with the rate the model used for it, the FMAC
+  and vector busy shares, fabric load, memory per PE, and the sparsity gain when weights are sparse (the
+  same program priced with dense weights).
 """
 
 from __future__ import annotations
@@ -24,13 +30,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ir.graph import Graph
-from targets.cost import Amounts, Cost, CostReport, Energy, KernelReport, Money, Placement, TokenMetrics
+from targets.cost import Amounts, Capacity, Cost, CostReport, Energy, KernelReport, Money, Placement
+from targets.report import THROUGHPUT_RULE, capacity_of, tokens_of
 from targets.spec import HardwareSpec
 from targets.spec_schema import precision_of
 from targets.units import format_si, format_time
 from targets.wse.analysis import Analysis, RegionFacts, default_state
+from targets.wse.local_plan import vop_cost
 from targets.wse.machine import WseMachine
-from targets.wse.pricing import Plan, Priced, Pricer
+from targets.wse.pricing import FMAC, RESOURCE_NAMES, VECTOR, Plan, Priced, Pricer
 from targets.wse.regions import partition
 from targets.wse.sparsity import Sparsity
 
@@ -103,18 +111,26 @@ def estimate_graph(graph: Graph, machine: WseMachine, spec: HardwareSpec, target
                  bound=Amounts.of(plan.bound), peak_chip_seconds=executed / peak,
                  ops=Amounts.of(item for k in kernels for item in k.cost.ops.items))
     wafers = plan.wafers
-    energy = Energy(machine.system_power_w * wafers * plan.interval,
-                    f"system power ({machine.system_power_w / 1e3:g} kW) x {wafers} wafer(s) x the steady-state "
-                    f"interval ({format_time(plan.interval)}): steps are pipelined, each occupies the wafers for "
-                    "one interval")
+    energy = Energy(machine.system_power_w * wafers * plan.latency,
+                    f"system power ({machine.system_power_w / 1e3:g} kW) x {wafers} wafer(s) x latency: one step "
+                    "in flight occupies every wafer for the whole step")
     money = None
     if machine.price_per_hour is not None:
-        money = Money(machine.price_per_hour * wafers * plan.interval / 3600.0,
-                      f"${machine.price_per_hour:g} per system-hour x {wafers} wafer(s) x the steady-state interval")
-    tokens = _tokens(graph, plan, money, energy)
+        money = Money(machine.price_per_hour * wafers * plan.latency / 3600.0,
+                      f"${machine.price_per_hour:g} per system-hour x {wafers} wafer(s) x latency")
+    tokens = tokens_of(graph.attributes, plan.latency, money, energy)
     explanation = _explain(priced, machine, options, graph)
     return CostReport(target, spec.name, name, placement, kernels, energy, money, tokens, tuple(assumptions),
-                      explanation, "graph", True, total)
+                      explanation, "graph", True, total, capacity=_capacity(graph, plan, machine))
+
+
+def _capacity(graph: Graph, plan: Plan, machine: WseMachine) -> Capacity | None:
+    """The pipeline-full figures: a new independent step every steady-state interval, each charged the
+    wafers' power and price over that interval."""
+    seconds = plan.wafers * plan.interval
+    usd = machine.price_per_hour * seconds / 3600.0 if machine.price_per_hour is not None else None
+    return capacity_of(graph.attributes, plan.latency, plan.interval, machine.system_power_w * seconds, usd,
+                       plan.bottleneck)
 
 
 def _peak(machine: WseMachine, priced: PricedProgram) -> float:
@@ -135,7 +151,7 @@ def _kind(p: Priced) -> str:
 def _kernel(p: Priced, machine: WseMachine, plan: Plan) -> KernelReport:
     f = p.facts
     clock = machine.clock_hz
-    time = {"compute": p.compute / clock, "fabric": max(p.stream, p.reduce) / clock}
+    time = {FMAC: p.fmac / clock, VECTOR: p.vector / clock, "fabric": max(p.stream, p.reduce) / clock}
     if plan.mode == "streamed":
         time["mem:memoryx"] = p.io
     latency = max(p.latency / clock, p.io) if plan.mode == "streamed" else p.latency / clock
@@ -174,38 +190,60 @@ def _placement(priced: PricedProgram, machine: WseMachine) -> Placement:
     return Placement(strategy, plan.wafers, plan.wafers_needed, 1, plan.wafers, resident, capacity, True, reason)
 
 
-def _tokens(graph: Graph, plan: Plan, money: Money | None, energy: Energy) -> TokenMetrics | None:
-    tokens = graph.attributes.get("tokens")
-    if not tokens or plan.latency <= 0 or plan.interval <= 0:
-        return None
-    users = int(graph.attributes.get("users", 1))
-    per_second = tokens / plan.interval
-    usd = money.usd / tokens * 1e6 if money is not None else None
-    return TokenMetrics(int(tokens), users, per_second, tokens / users / plan.latency, usd, energy.joules / tokens)
-
-
 def _explain(priced: PricedProgram, machine: WseMachine, options: PricingOptions, graph: Graph) -> str:
+    """The binding resource of one step as given, the rate the model used for it, and how busy the PEs'
+    FMAC and vector work keeps the wafers over the step (the pipeline-full figures are the capacity's)."""
     plan = priced.plan
     clock = machine.clock_hz
     wafer_pes = plan.wafers * machine.mesh_pes
-    occupied = sum(p.pes for p in plan.priced) / wafer_pes if plan.mode == "resident" else 1.0
-    busy = (sum(p.pes * p.compute for p in plan.priced) / (wafer_pes * plan.interval * clock)
-            if plan.interval > 0 and plan.mode == "resident" else 0.0)
     shares = ", ".join(f"{k} {v / plan.latency:.0%}" for k, v in sorted(plan.bound.items(), key=lambda kv: -kv[1])
                        if plan.latency > 0)
-    text = (f"{plan.mode} weights on {plan.wafers} wafer(s); step latency {format_time(plan.latency)} ({shares}); "
-            f"steady state one step every {format_time(plan.interval)}, set by {plan.bottleneck}")
+    text = f"{plan.mode} weights on {plan.wafers} wafer(s); step latency {format_time(plan.latency)} ({shares})"
+    binding = max(plan.bound, key=plan.bound.get) if plan.bound else None
+    if binding is not None:
+        text += f"; bound by {_binding_text(binding, plan, machine)}"
     if plan.mode == "resident":
+        occupied = sum(p.pes for p in plan.priced) / wafer_pes
+        fmac = sum(p.pes * p.fmac for p in plan.priced)
+        vector = sum(p.pes * p.vector for p in plan.priced)
         memory = max((p.bytes_per_pe for p in plan.priced), default=0.0)
         hops = sum(p.fabric_wavelet_hops for p in plan.priced)
-        links = wafer_pes * 4
-        load = hops / (links * plan.interval * clock) if plan.interval > 0 else 0.0
-        text += (f"; PEs {occupied:.0%} occupied, FMAC busy {busy:.0%} in steady state; up to "
-                 f"{memory:,.0f} B per PE; fabric {hops:.3g} wavelet-hops per step ({load:.1%} of link capacity)")
+        load = hops / (wafer_pes * 4 * plan.latency * clock) if plan.latency > 0 else 0.0
+        step = (_share(fmac, wafer_pes, plan.latency, clock), _share(vector, wafer_pes, plan.latency, clock))
+        full = (_share(fmac, wafer_pes, plan.interval, clock), _share(vector, wafer_pes, plan.interval, clock))
+        text += (f"; PEs {occupied:.0%} occupied; of the wafers' PE-cycles, FMAC busy {step[0]} and vector busy "
+                 f"{step[1]} over the step (one step in flight: a region works only while the step passes it), "
+                 f"{full[0]} and {full[1]} with the pipeline full; up to {memory:,.0f} B "
+                 f"per PE; fabric {hops:.3g} wavelet-hops per step ({load:.2%} of link capacity)")
     gain = _sparsity_gain(priced, machine, options, graph)
     if gain:
         text += "; " + gain
     return text
+
+
+def _share(cycles: float, pes: int, seconds: float, clock: float) -> str:
+    return f"{cycles / (pes * seconds * clock):.1%}" if seconds > 0 else "-"
+
+
+def _binding_text(binding: str, plan: Plan, machine: WseMachine) -> str:
+    """The binding resource in words, with the rate the model used for it."""
+    clock = machine.clock_hz
+    if binding in (FMAC, VECTOR):
+        regions = [p for p in plan.priced if p.binding == binding] or plan.priced
+        dtypes = sorted({p.facts.dtype for p in regions}, key=lambda d: d.bits)
+        lanes = ", ".join(f"{d} {machine.lanes(d)} lanes/cycle" for d in dtypes)
+        if binding == FMAC:
+            return f"{RESOURCE_NAMES[FMAC]} at {lanes} per PE ({clock / 1e9:.3g} GHz), each lane one MAC per cycle"
+        return (f"{RESOURCE_NAMES[VECTOR]}, not matmul (reductions, exp, divides on the PEs' SIMD at {lanes} per "
+                f"PE, {clock / 1e9:.3g} GHz; exp = {vop_cost('exp', machine)} vector ops, divide = "
+                f"{vop_cost('div', machine)})")
+    if binding == "fabric":
+        return (f"the fabric at one {machine.wavelet_bytes}-byte wavelet per link per cycle "
+                f"({format_si(machine.wavelet_bytes * clock, 'B/s')}) and {machine.hop_cycles:g} cycle(s) per hop")
+    if binding in ("interconnect", "io", "mem:memoryx"):
+        return (f"{binding} at {format_si(machine.io_bytes_per_s, 'B/s')} off-wafer I/O "
+                f"(+{format_time(machine.io_latency_s)} per transfer)")
+    return binding
 
 
 def _sparsity_gain(priced: PricedProgram, machine: WseMachine, options: PricingOptions, graph: Graph) -> str:
@@ -239,8 +277,13 @@ def _assumptions(graph: Graph, priced: PricedProgram, machine: WseMachine, spec:
              f"wafers: {machine.mesh_width}x{machine.mesh_height} usable PEs each, {machine.usable_bytes_per_pe:,} B "
              f"per PE for data ({machine.code_reserve:,} B kept for code and buffers)",
              "inputs kept on the wafer between steps (state): " + (", ".join(state) if state else "none"),
-             "steps are pipelined: tokens/s (all users) counts a new step every steady-state interval; "
-             "energy and cost per step are over that interval",
+             f"throughput {THROUGHPUT_RULE} (a chip is a wafer: its system's power and price)",
+             "capacity (not the program as given): with the pipeline full, independent steps (other users' "
+             "batches) could enter every steady-state interval (the busiest region or wafer I/O); its energy "
+             "and cost per step are over that interval",
+             "regions are sized by memory and by work: at least the PEs that hold their data, and the spare PEs "
+             "where they shorten the step most, FMAC (matmul) and vector (elementwise, reductions, "
+             "transcendentals) work alike; vector work runs on each PE's SIMD at its FMAC lane width per dtype",
              "regions reading weights only are computed once at configuration, not per step",
              "the analytical model prices the same regions and splits as the compiler, on full wafers: "
              "compute, fabric streams and partial-sum reductions overlap inside a region",

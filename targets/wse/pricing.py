@@ -1,31 +1,50 @@
 """The analytical model: regions sized and placed on full wafers, and what one step costs, in cycles.
 
-Sizing. A region needs enough PEs to hold its data (`bytes_per_pe` <= usable SRAM): its share of the
-stationary data (weights, the KV cache) and a double buffer of the activation rows streaming through it
-(a pipelined dataflow machine never holds a whole activation tensor; the simulator, on small shapes, holds
-its PEs' whole tiles). Beyond that, the wafers' spare PEs go where they shorten the slowest region
-(`_balanced`): a pipeline runs at the pace of its slowest stage. A matmul's PEs form R rows (splitting
-K) x G batch groups x C columns (splitting N) as in `targets.wse.codegen`; the split is the candidate
-with the fewest bytes per PE. A map region splits its rows, then each row over several PEs (combining
-its reductions along the row), where the simulator keeps a row on one PE. Regions are placed onto wafers in program order along strips 32 PEs high,
-like words on lines (`_pack`), their logical grid folded onto the PEs they get; a program that needs
-more than one wafer becomes a pipeline of wafers. (The simulator's layout, on a small mesh, places
-true rectangles with a skyline packer.)
+Sizing. A region gets PEs for two reasons, and the larger count wins:
+  memory: enough PEs to hold its data (`bytes_per_pe` <= usable SRAM): its share of the stationary data
+          (weights, the KV cache) and a double buffer of the activation rows streaming through it (a
+          pipelined dataflow machine never holds a whole activation tensor; the simulator, on small
+          shapes, holds its PEs' whole tiles) (`memory_split`);
+  work:   the PEs that shorten the step most for its cycles (`_balanced`). Work is everything
+          the PE datapath does (`work`): matmul MACs on the FMAC lanes, and the vector work of the other
+          members (elementwise ops, reductions, casts; exp/log/... and divides as their sequences of vector
+          ops, `local_plan.vop_cost`) on the same SIMD lanes, plus the wavelets it receives. A softmax over
+          4,096 scores has no weights and needs 2 PEs of memory, but tens of millions of vector ops: sized by
+          memory alone it would set the pace of the whole pipeline.
+The memory PEs are the floor; a share `fill` of the wafers' spare PEs (those the memory sizing leaves
+free) is then handed out by work, to minimise the latency of one step (`targets.wse.sizing.allocate`: the
+first-row times along the chain plus the busiest region's drain), each region at most about
+(work / 2)^(2/3) PEs, where its own hops outgrow its compute. The share starts at `FILL_TARGET` and shrinks
+only when the sizes no longer pack onto the wafers, so even when the weights nearly fill them the few spare
+PEs still go to the regions whose work needs them, whatever its kind.
+
+A matmul's PEs form R rows (splitting K) x G batch groups x C columns (splitting N) as in
+`targets.wse.codegen`; the split is the candidate with the fewest bytes per PE. A map region splits its
+rows, then each row over several PEs (combining its reductions along the row), where the simulator keeps a
+row on one PE. Regions are placed onto wafers in program order along strips 32 PEs high, like words on
+lines (`_pack`), their logical grid folded onto the PEs they get; a program that needs more than one wafer
+becomes a pipeline of wafers. (The simulator's layout, on a small mesh, places true rectangles with a
+skyline packer.)
 
 Cycles of a region per step, on its split (all overlapping, as a dataflow machine streams):
-  compute  = MACs fired per PE / FMAC lanes + vector work of the bottom row / lanes
+  fmac     = MACs fired per PE / FMAC lanes (matmul regions)
+  vector   = vector work of the bottom row (matmul epilogue) or per PE (map regions) / SIMD lanes
+  compute  = fmac + vector (one datapath does both, one after the other)
   stream   = wavelets of the broadcast operand per PE row + of the distributed operand per PE
              + of the other inputs per bottom-row PE (one wavelet per cycle per link)
   reduce   = wavelets of a column's partial sums (f32), when K is split (R > 1)
   busy     = max(compute, stream, reduce);  latency = busy + hops across the region (R + G*C)
+The resource a region is bound by: "compute" when the FMAC part of compute binds, "compute:vector" when
+the vector part does (elementwise, reduction and transcendental work, not matmul), else "fabric".
 Transfers between regions: wavelets / lanes (the producer's PEs that hold the value, at most the
 consumer's receiving rows) + the hops between the regions' centres; between wafers: bytes / I/O bandwidth
 + I/O latency. Inputs from the host and outputs to it cross the I/O too.
 
 Pipeline: rows (tokens, attention rows) stream through the regions, so a region hands its first row on
 after 1/rows of its busy time; the fill latency is the longest path of those first-row times plus the
-busiest region on it draining its remaining rows. In steady state a new step (another group of users)
-can enter every `interval` = the busiest region's time (or a wafer's I/O, if busier).
+busiest region on it draining its remaining rows. That is one step as given. With the pipeline full, a
+new independent step (another group of users) could enter every `interval` = the busiest region's time
+(or a wafer's I/O, if busier): the capacity the report gives beside the as-given figures.
 
 Streamed weights (when they do not fit the wafers allowed): regions run one after another, each on all
 PEs of its wafer, while its weights stream in from MemoryX at the I/O bandwidth; a step takes the sum.
@@ -38,8 +57,12 @@ from dataclasses import dataclass, field
 
 from targets.wse.analysis import RegionFacts, accumulator_bytes, macs_of, tile
 from targets.wse.machine import WseMachine
+from targets.wse.sizing import allocate
 
-FILL_TARGET = 0.97  # share of a wafer's strips the sizing hands out (regions sharing columns waste a few)
+FILL_TARGET = 0.97  # share of the wafers' spare PEs the sizing hands out (regions sharing columns waste a few)
+FILLS = (FILL_TARGET, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2)  # shares tried, until the sizes pack
+FMAC, VECTOR, FABRIC = "compute", "compute:vector", "fabric"  # what a region's busy time is bound by
+RESOURCE_NAMES = {FMAC: "FMAC (matmul) compute", VECTOR: "vector/elementwise compute", FABRIC: "fabric"}
 STREAM_ROWS = 2  # rows of streaming activations a PE buffers (double buffering): the rest flows through
 STRIP = 32  # rows of the strips regions are placed along on full wafers
 
@@ -52,7 +75,9 @@ class Priced:
     wafer: int = 0
     origin: tuple[int, int] = (0, 0)  # where its first PE sits (strip placement)
     span: tuple[int, int] = (1, 1)  # rows x columns of strip it covers (its columns may wrap onto the next strip)
-    compute: float = 0.0  # cycles per step
+    compute: float = 0.0  # cycles per step on the PE datapath: fmac + vector
+    fmac: float = 0.0  # of which matmul MACs on the FMAC lanes
+    vector: float = 0.0  # of which elementwise, reduction and transcendental work on the SIMD lanes
     stream: float = 0.0
     reduce: float = 0.0
     io: float = 0.0  # seconds per step on the I/O (host inputs; streamed weights)
@@ -73,7 +98,10 @@ class Priced:
 
     @property
     def binding(self) -> str:
-        return "compute" if self.compute >= max(self.stream, self.reduce) else "fabric"
+        """FMAC, VECTOR or FABRIC: what its busy time is (compute splits by the larger of its two parts)."""
+        if self.compute < max(self.stream, self.reduce):
+            return FABRIC
+        return FMAC if self.fmac >= self.vector else VECTOR
 
 
 @dataclass
@@ -123,7 +151,8 @@ class Pricer:
         lanes = machine.lanes(f.dtype)
         wave = machine.wavelet_bytes
         if f.matmul is None:
-            p.compute = f.vector_ops / p.pes / lanes
+            p.fmac, p.vector = 0.0, f.vector_ops / p.pes / lanes
+            p.compute = p.vector
             p.stream = f.inputs.dynamic / p.pes / wave
             # rows split over `cols` PEs combine each reduction along the row and broadcast it back
             phases = f.reductions if cols > 1 else 0
@@ -132,7 +161,8 @@ class Pricer:
             p.fabric_wavelet_hops = f.inputs.dynamic / wave + p.reduce * cols * rows
             return
         shape = f.matmul
-        p.compute = macs_of(f) / p.pes / lanes + f.vector_ops / (groups * cols) / lanes
+        p.fmac, p.vector = macs_of(f) / p.pes / lanes, f.vector_ops / (groups * cols) / lanes
+        p.compute = p.fmac + p.vector
         p.stream = (f.a.dynamic / (rows * groups) + f.b.dynamic / p.pes + f.other.dynamic / (groups * cols)) / wave
         partials = tile(shape.batch, groups) * shape.m * tile(shape.n, cols) * accumulator_bytes(f.dtype) / wave
         p.reduce = partials if rows > 1 else 0.0
@@ -250,32 +280,24 @@ class Pricer:
 
     def _balanced(self, facts: list[RegionFacts], minimal: dict[int, tuple[int, int, int]],
                   wafers: int) -> dict[int, tuple[int, int, int]]:
-        """Splits that make the slowest region as fast as the wafers allow: for a target time T, each
-        region takes the PEs that bring its work to T (never fewer than its memory needs, nor more than
-        about (work / 2)^(2/3), beyond which its own hops outgrow its compute); the smallest T whose
-        regions fit a share of the wafers, and still pack onto them, wins."""
-        work = {f.region.id: self.work(f) for f in facts}
-        floor = {f.region.id: self._pes(minimal[f.region.id]) for f in facts}
-        cap = {f.region.id: max(floor[f.region.id], int((work[f.region.id] / 2) ** (2 / 3))) for f in facts}
-
-        def pes_for(target: float) -> dict[int, int]:
-            return {r: max(floor[r], min(cap[r], math.ceil(work[r] / target))) for r in work}
-
+        """Splits sized by work as well as memory (`targets.wse.sizing.allocate`): the memory PEs plus a
+        share `fill` of the spare PEs, handed out to minimise the step latency, each region at most about
+        (work / 2)^(2/3) PEs, beyond which its own hops outgrow its compute. The largest share whose
+        sizes still pack onto the wafers wins; only when none does do the regions keep their memory sizes."""
+        ids = [f.region.id for f in facts]
+        work = [self.work(f) for f in facts]
+        floor = [self._pes(minimal[r]) for r in ids]
+        cap = [max(low, int((w / 2) ** (2 / 3))) for low, w in zip(floor, work)]
         height, width = self.machine.mesh_height, self.machine.mesh_width
         capacity = (height // min(STRIP, height)) * min(STRIP, height) * width  # PEs the strips hold
-        for fill in (FILL_TARGET, 0.9, 0.85, 0.8, 0.7, 0.6):
-            budget = wafers * capacity * fill
-            low, high = 1.0, max(work.values(), default=1.0) + 1.0
-            if sum(pes_for(high).values()) > budget:
-                continue
-            for _ in range(40):
-                middle = math.sqrt(low * high)
-                low, high = (low, middle) if sum(pes_for(middle).values()) <= budget else (middle, high)
-            wanted = pes_for(high)
+        held = sum(floor)
+        spare = max(0.0, wafers * capacity - held)
+        for fill in FILLS:
+            wanted = dict(zip(ids, allocate(work, [f.rows for f in facts], floor, cap, held + fill * spare)))
             sizes = {}
-            for f in facts:
+            for f, low in zip(facts, floor):
                 r = f.region.id
-                split = minimal[r] if wanted[r] <= floor[r] else self.best_split(f, wanted[r])
+                split = minimal[r] if wanted[r] <= low else self.best_split(f, wanted[r])
                 if self.bytes_per_pe(f, split) > self.machine.usable_bytes_per_pe:
                     split = minimal[r]
                 sizes[r] = split
@@ -347,8 +369,9 @@ class Pricer:
         else:
             plan.interval = region_interval
             if busiest is not None:
-                plan.bottleneck = (f"{busiest.binding} of r{busiest.facts.region.id} ({busiest.facts.region.label}, "
-                                   f"{busiest.pes:,} PEs)")
+                plan.bottleneck = (f"{RESOURCE_NAMES[busiest.binding]} of r{busiest.facts.region.id} "
+                                   f"({busiest.facts.region.label}, {busiest.pes:,} PEs, "
+                                   f"{region_interval * 1e6:.3g} us per step)")
 
     def _edge(self, q: Priced, p: Priced, nbytes: float) -> tuple[float, str]:
         machine = self.machine
