@@ -3,7 +3,9 @@
 Pricing never lays the program out PE by PE, never simulates and never allocates its tensors: it cuts
 the graph into the same regions as the compiler (`targets.wse.regions`), counts from shapes what each
 needs (`targets.wse.analysis`), sizes and places them on full wafers and prices one step
-(`targets.wse.pricing`). Time grows linearly with the number of regions.
+(`targets.wse.pricing`). Time grows linearly with the number of regions. With the `mesh` option a wafer
+is that mesh instead (`WseMachine.on_mesh`: a small test wafer or part of one), so the same rules decide
+how many such wafers the program needs, or whether it streams or does not fit.
 
 Weights are resident when they fit the wafers allowed (`--chips`, or as many as they need), else
 streamed from MemoryX (`weights="auto"`); `weights="resident"` or `"streamed"` forces one. The report:
@@ -49,6 +51,7 @@ class PricingOptions:
     weights: str = "auto"  # auto | resident | streamed
     density: float | None = None
     state: tuple[str, ...] | None = None
+    mesh: tuple[int, int] | None = None  # (rows, columns) per wafer asked for; the machine given is already on it
 
 
 @dataclass
@@ -96,7 +99,7 @@ def estimate_graph(graph: Graph, machine: WseMachine, spec: HardwareSpec, target
     priced = price(graph, machine, options)
     plan = priced.plan
     name = graph.name
-    placement = _placement(priced, machine)
+    placement = _placement(priced, machine, options)
     assumptions = _assumptions(graph, priced, machine, spec, options)
     if not plan.fits:
         return CostReport(target, spec.name, name, placement, assumptions=tuple(assumptions),
@@ -170,13 +173,15 @@ def _kernel(p: Priced, machine: WseMachine, plan: Plan) -> KernelReport:
     return KernelReport(f"r{f.region.id} {f.region.label}", _kind(p), cost, 1, p.wafer, note)
 
 
-def _placement(priced: PricedProgram, machine: WseMachine) -> Placement:
+def _placement(priced: PricedProgram, machine: WseMachine, options: PricingOptions) -> Placement:
     plan = priced.plan
     resident = priced.weight_bytes + priced.state_bytes
     capacity = float(machine.wafer_bytes)
     strategy = "pipeline" if plan.mode == "resident" else "pipeline, weights streamed"
+    mesh = f"; wafers of {_mesh_text(options.mesh)}" if options.mesh is not None else ""
     if not plan.fits:
-        return Placement(strategy, 0, plan.wafers_needed, 1, max(1, plan.wafers), resident, capacity, False, plan.reason)
+        return Placement(strategy, 0, plan.wafers_needed, 1, max(1, plan.wafers), resident, capacity, False,
+                         plan.reason + mesh)
     what = f"{format_si(priced.weight_bytes, 'B')} of weights"
     if priced.state_bytes:
         where = "on the wafers" if plan.state_resident else "streamed too"
@@ -187,6 +192,7 @@ def _placement(priced: PricedProgram, machine: WseMachine) -> Placement:
     else:
         reason = (f"weights streamed from MemoryX at {format_si(machine.io_bytes_per_s, 'B/s')}: {what}; "
                   f"resident they would need {plan.wafers_needed} wafer(s), {plan.wafers} allowed")
+    reason += mesh
     return Placement(strategy, plan.wafers, plan.wafers_needed, 1, plan.wafers, resident, capacity, True, reason)
 
 
@@ -269,13 +275,24 @@ def _sparsity_gain(priced: PricedProgram, machine: WseMachine, options: PricingO
     return text
 
 
+def _mesh_text(mesh: tuple[int, int]) -> str:
+    rows, cols = mesh
+    return f"the mesh option's {rows}x{cols} PEs (rows x columns)"
+
+
 def _assumptions(graph: Graph, priced: PricedProgram, machine: WseMachine, spec: HardwareSpec,
                  options: PricingOptions) -> list[str]:
     plan = priced.plan
     state = options.state if options.state is not None else tuple(sorted(default_state(graph)))
+    if options.mesh is None:
+        wafers = f"wafers: {machine.mesh_width}x{machine.mesh_height} usable PEs each"
+    else:
+        wafers = (f"wafers: {_mesh_text(options.mesh)} each ({machine.mesh_pes:,} PEs: a small test wafer or part "
+                  f"of one, not the spec's full usable mesh); each is still charged its whole system's power and "
+                  f"price")
     items = [f"weights {plan.mode}" + (f" on {plan.wafers} wafer(s)" if plan.fits else ""),
-             f"wafers: {machine.mesh_width}x{machine.mesh_height} usable PEs each, {machine.usable_bytes_per_pe:,} B "
-             f"per PE for data ({machine.code_reserve:,} B kept for code and buffers)",
+             f"{wafers}, {machine.usable_bytes_per_pe:,} B per PE for data ({machine.code_reserve:,} B kept for "
+             "code and buffers)",
              "inputs kept on the wafer between steps (state): " + (", ".join(state) if state else "none"),
              f"throughput {THROUGHPUT_RULE} (a chip is a wafer: its system's power and price)",
              "capacity (not the program as given): with the pipeline full, independent steps (other users' "
@@ -285,7 +302,8 @@ def _assumptions(graph: Graph, priced: PricedProgram, machine: WseMachine, spec:
              "where they shorten the step most, FMAC (matmul) and vector (elementwise, reductions, "
              "transcendentals) work alike; vector work runs on each PE's SIMD at its FMAC lane width per dtype",
              "regions reading weights only are computed once at configuration, not per step",
-             "the analytical model prices the same regions and splits as the compiler, on full wafers: "
+             "the analytical model prices the same regions and splits as the compiler, on "
+             + ("full wafers" if options.mesh is None else _mesh_text(options.mesh)) + ": "
              "compute, fabric streams and partial-sum reductions overlap inside a region",
              f"{graph.attributes.get('users', 1)} user(s), {graph.attributes.get('tokens', '?')} token(s) per step"
              if graph.attributes.get("tokens") else "no token counts (not an @tokens program)"]

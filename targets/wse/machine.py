@@ -13,7 +13,7 @@ Every number is a field of `WseMachine`, with where it comes from in `FIELD_SOUR
 [A] an assumption of ours where public material is silent (the clock, the usable mesh, the reserve for
 code, f32 and transcendental rates). `load_machine(variant)` starts from these defaults and takes every
 value the spec file `targets/specs/<variant>.toml` gives (with that file's provenance) when it exists;
-`with_mesh` shrinks the mesh for the simulator.
+`with_mesh` shrinks the mesh for the simulator, `on_mesh` to the mesh a user asks pricing for.
 """
 
 from __future__ import annotations
@@ -99,11 +99,20 @@ class WseMachine:
     def io_bytes_per_cycle(self) -> float:
         return self.io_bytes_per_s / self.clock_hz
 
-    def with_mesh(self, width: int, height: int) -> WseMachine:
-        """The same machine with a smaller usable mesh (the simulator's)."""
+    def with_mesh(self, width: int, height: int, purpose: str = "simulated") -> WseMachine:
+        """The same machine with a smaller usable mesh (the simulator's, or the one pricing is asked for)."""
         sources = dict(self.sources)
-        sources["mesh_width"] = sources["mesh_height"] = f"simulated mesh {height}x{width} (rows x columns)"
+        sources["mesh_width"] = sources["mesh_height"] = f"{purpose} mesh {height}x{width} (rows x columns)"
         return dataclasses.replace(self, mesh_width=width, mesh_height=height, sources=sources)
+
+    def on_mesh(self, rows: int, cols: int) -> WseMachine:
+        """The same machine on a rows x cols part of its usable mesh (the `mesh` option: a small test wafer,
+        or part of a wafer); MachineError when that mesh is larger than the usable one."""
+        if rows > self.mesh_height or cols > self.mesh_width:
+            raise MachineError(f"mesh {rows}x{cols} (rows x columns) is larger than the usable mesh of {self.name}, "
+                               f"{self.mesh_height}x{self.mesh_width}: at most {self.mesh_height} rows and "
+                               f"{self.mesh_width} columns")
+        return self.with_mesh(cols, rows, "asked-for (the mesh option)")
 
     def provenance(self) -> list[tuple[str, str, str]]:
         """(field, value as written, source) for every number, for listings and reports."""

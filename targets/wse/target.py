@@ -7,7 +7,9 @@ priced without touching its tensors.
 
 Options (`CompileOptions.extra`, e.g. `compile(path, target="wse", mesh="16x16")`):
 
-* `mesh`: the PE mesh to lay out and simulate, "ROWSxCOLUMNS" (default 16x16; the CLI's `--mesh`);
+* `mesh`: the PE mesh, "ROWSxCOLUMNS" (the CLI's `--mesh`): the one laid out and simulated (default 16x16)
+  and, when given, the mesh of each wafer pricing places on (default: the spec's full usable mesh); it
+  must fit in the spec's usable mesh;
 * `weights`: "resident" (loaded once), "streamed" (from MemoryX every step) or "auto" (default:
   resident when the weights fit the wafers, else streamed; the simulator always lays weights out
   resident or streamed as asked and treats "auto" as resident);
@@ -43,7 +45,7 @@ _SUPPORTED_GROUPS = (ops.ELEMENTWISE, ops.REDUCTION, ops.MATMUL, ops.SHAPE, ops.
 
 @dataclass(frozen=True)
 class WseOptions:
-    mesh: tuple[int, int] = DEFAULT_MESH
+    mesh: tuple[int, int] | None = None  # (rows, columns) asked for; None: simulate 16x16, price the full wafer
     weights: str = "auto"
     density: float | None = None
     tile: int = 32
@@ -58,7 +60,7 @@ def parse_options(extra: Mapping[str, Any]) -> WseOptions:
         raise TargetError(f"the wse target has no option(s) {', '.join(sorted(unknown))} "
                           f"(options: {', '.join(sorted(_OPTIONS))})")
     try:
-        mesh = parse_mesh(extra["mesh"]) if extra.get("mesh") is not None else DEFAULT_MESH
+        mesh = parse_mesh(extra["mesh"]) if extra.get("mesh") is not None else None
     except MachineError as error:
         raise TargetError(str(error)) from None
     weights = extra.get("weights", "auto")
@@ -100,7 +102,7 @@ class WseArtifact:
         self.full_machine = machine
         self.options = options
         self.target = target
-        rows, cols = options.mesh
+        rows, cols = options.mesh or DEFAULT_MESH
         self.machine = machine.with_mesh(cols, rows)
         self.description = f"the wafer-scale simulator ({machine.name}, {rows}x{cols} PE mesh)"
 
@@ -116,7 +118,7 @@ class WseArtifact:
         sparsity = Sparsity(self.graph, self.machine, self.options.density)
         compiler = RegionCompiler(self.graph, parts, self.machine, sparsity,
                                   SizingOptions(self.options.tile, self.options.max_region))
-        rows, cols = self.options.mesh
+        rows, cols = self.options.mesh or DEFAULT_MESH
         codes = {region.id: compiler.size_region(region, rows, cols) for region in parts.regions}
         mode = "streamed" if self.options.weights == "streamed" else "resident"
         return lay_out(self.graph, parts, compiler, codes, mode)
@@ -174,6 +176,7 @@ class WseTarget:
         parsed = parse_options(options.extra)
         if options.chips is not None:
             parsed = dataclasses.replace(parsed, wafers=options.chips)
+        self._machine_on(parsed.mesh)  # a mesh larger than the wafer is refused here, for pricing and simulator alike
         return WseArtifact(graph, self.machine, parsed, f"wse:{self.variant}")
 
     def estimate(self, artifact: WseArtifact) -> CostReport:
@@ -186,5 +189,14 @@ class WseTarget:
             parsed = parse_options(extra)
             chips = getattr(options, "chips", None)
             options = dataclasses.replace(parsed, wafers=chips) if chips is not None else parsed
-        pricing = PricingOptions(options.wafers, options.weights, options.density, options.state)
-        return estimate_graph(graph, self.machine, self.spec, f"wse:{self.variant}", pricing)
+        pricing = PricingOptions(options.wafers, options.weights, options.density, options.state, options.mesh)
+        return estimate_graph(graph, self._machine_on(options.mesh), self.spec, f"wse:{self.variant}", pricing)
+
+    def _machine_on(self, mesh: tuple[int, int] | None) -> WseMachine:
+        """The machine pricing places on: the spec's usable mesh, or the `mesh` option's part of it."""
+        if mesh is None:
+            return self.machine
+        try:
+            return self.machine.on_mesh(*mesh)
+        except MachineError as error:
+            raise TargetError(str(error)) from None

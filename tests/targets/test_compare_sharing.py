@@ -235,8 +235,15 @@ def test_mesh_is_the_wse_mesh_option(niche_main) -> None:
     assert plain["options"] == {}
     assert by_mesh["reports"] == by_option["reports"]
     assert by_mesh["reports"][0] == plain["reports"][0]  # the cpu got nothing
+    wse, full = by_mesh["reports"][1], plain["reports"][1]  # the wse priced wafers of that mesh
+    assert wse["latency"] >= full["latency"] and wse["latency"] != full["latency"]
+    assert wse["placement"]["capacity_per_chip"] < full["placement"]["capacity_per_chip"]
+    assert "8x8" in wse["placement"]["reason"] and any("8x8" in a for a in wse["assumptions"])
     bad = niche_main("compare", MLP, "-D", "B=2", "--targets", "cpu,wse:wse3", "--mesh", "8by8")
     assert bad.returncode == 0 and "skipped wse:wse3: mesh must be written ROWSxCOLUMNS" in bad.stderr  # it reached the wse
+    large = niche_main("compare", MLP, "-D", "B=2", "--targets", "cpu,wse:wse3", "--mesh", "2000x8")
+    assert large.returncode == 0 and "Traceback" not in large.stderr
+    assert "skipped wse:wse3: mesh 2000x8 (rows x columns) is larger than the usable mesh of wse3, 1200x750" in large.stderr
     alone = niche_main("compare", MLP, "-D", "B=2", "--targets", "cpu", "--mesh", "8x8")
     assert alone.returncode == 1 and "no target 'wse' in --targets" in alone.stderr
 

@@ -124,3 +124,47 @@ def test_unknown_variant_is_a_clear_error() -> None:
     from targets.base import TargetError
     with pytest.raises(TargetError, match="unknown wse variant"):
         get_target("wse:wse9")
+
+
+# -- the mesh option: wafers of that mesh -------------------------------------------------------------
+
+def _pes(report: CostReport) -> int:
+    """PEs the regions take, from each kernel's note ("RxC PEs at ...")."""
+    total = 0
+    for kernel in report.kernels:
+        rows, cols = kernel.note.split(" PEs at")[0].split("x")
+        total += int(rows) * int(cols)
+    return total
+
+
+def test_the_mesh_option_prices_wafers_of_that_mesh() -> None:
+    full = _price("examples/mlp.nk", {})
+    small = _price("examples/mlp.nk", {}, mesh="16x16")
+    assert full.fits and small.fits
+    assert small.latency >= full.latency and small.latency != full.latency
+    assert _pes(small) < _pes(full) and _pes(small) <= 16 * 16
+    assert small.placement.capacity_per_chip == 16 * 16 * (48 - 8) * 1024
+    assert "16x16" in small.placement.reason and "16x16" not in full.placement.reason
+    assert any("16x16" in a for a in small.assumptions)
+    assert not any("16x16" in a for a in full.assumptions)
+    assert _price("examples/mlp.nk", {}, mesh="1200x750").latency == full.latency  # the whole usable mesh
+
+
+def test_a_program_larger_than_the_mesh_takes_more_wafers_or_does_not_fit() -> None:
+    more = _price("examples/mlp.nk", {}, mesh="6x8")  # 48 PEs, 1.97 MB: the 1.63 MB of weights on two wafers
+    assert more.fits and more.placement.chips == more.placement.chips_needed == 2
+    assert "on 2 wafer(s) of 48 PEs" in more.placement.reason and _pes(more) <= 2 * 48
+    tiny = _price("examples/mlp.nk", {}, mesh="4x4")  # a region's weights need more than one such wafer
+    assert not tiny.fits and "more than one wafer's 16 PEs" in tiny.placement.reason
+    assert "4x4" in tiny.placement.reason
+    streamed = _price("examples/mlp.nk", {}, mesh="4x4", weights="streamed")
+    assert streamed.fits and streamed.placement.strategy == "pipeline, weights streamed"
+
+
+def test_a_mesh_larger_than_the_spec_is_an_error() -> None:
+    from targets.base import TargetError
+    for mesh, variant in (("1201x750", "wse:wse3"), ("16x751", "wse:wse3"), ("995x16", "wse:wse2")):
+        with pytest.raises(TargetError, match=rf"mesh {mesh} \(rows x columns\) is larger than the usable mesh"):
+            compile("examples/mlp.nk", target=variant, defines={}, for_pricing=True, mesh=mesh)
+    with pytest.raises(TargetError, match="at most 1200 rows and 750 columns"):
+        _price_graph(compile("examples/mlp.nk", target="ref").graph, mesh="2000x10")
