@@ -27,6 +27,7 @@ from ir import ops
 from ir.dtypes import DType, parse_dtype, promote
 from ir.graph import Graph, Loc
 from ir.types import DENSE, Format, TensorType, broadcast_shapes
+from passes.collector import collector_paused
 
 MAX_DIAGNOSTICS = 20
 MAX_CALL_DEPTH = 64
@@ -142,6 +143,10 @@ class IRGen:
         return self.module.funcs[entry]
 
     def build(self, entry: str | None = None) -> Graph:
+        with collector_paused():  # see passes.collector: a large program would be rescanned many times
+            return self._build(entry)
+
+    def _build(self, entry: str | None) -> Graph:
         self.evaluate_globals()
         func = self.entry_function(entry)
         self.graph.name = func.name

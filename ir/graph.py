@@ -212,10 +212,28 @@ class Graph:
         self.outputs = [new if o == old else o for o in self.outputs]
 
     def set_operand(self, node_id: int, index: int, new: int) -> None:
-        for source, _, key in list(self.nx.in_edges(node_id, keys=True)):
-            if key == index:
-                self.nx.remove_edge(source, node_id, key=key)
-        self.nx.add_edge(new, node_id, key=index)
+        """Make operand `index` of `node_id` read `new`. Edits networkx's adjacency dicts directly, as
+        its `remove_edge` and `add_edge` would (same dicts, same order), without a view per call: the
+        fusion passes redirect uses this way many times per group."""
+        graph = self.nx
+        predecessors, successors = graph._pred.get(node_id), graph._succ.get(new)
+        if predecessors is None or successors is None:  # not in the graph: networkx's own behaviour
+            for source, _, key in list(graph.in_edges(node_id, keys=True)):
+                if key == index:
+                    graph.remove_edge(source, node_id, key=key)
+            graph.add_edge(new, node_id, key=index)
+            return
+        for source, keys in list(predecessors.items()):
+            if index in keys:
+                del keys[index]
+                if not keys:
+                    del graph._succ[source][node_id]
+                    del predecessors[source]
+        keys = successors.get(node_id)
+        if keys is None:
+            keys = successors[node_id] = predecessors[new] = {}
+        keys[index] = {}
+        nx._clear_cache(graph)
 
     def remove(self, node_id: int) -> None:
         if node_id in self.params:

@@ -46,16 +46,15 @@ model, twice the work (each pass reports the nodes its searches visited as the `
 
 from __future__ import annotations
 
-import contextlib
-import gc
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 from ir import ops
 from ir.graph import Graph
 from ir.graph_printer import value_names
 from ir.groups import GroupKind, operands_of, users_of
 from ir.groups import kernels_acyclic as kernels_acyclic  # the check the fusion tests ask for, kept here
+from passes.collector import collector_paused
 from passes.context import PassContext, format_bytes, plural
 from passes.fusion_cost import memory_traffic
 
@@ -123,7 +122,7 @@ def run_fusion(graph: Graph, ctx: PassContext, policy: FusionPolicy, options: Fu
                pass_name: str) -> Graph:
     """Apply the policy to a copy of `graph`; logs decisions and reports statistics to `ctx`."""
     from passes.fusion_engine import Fuser
-    with _collector_paused():
+    with collector_paused():
         fuser = Fuser(graph, ctx, policy, options, pass_name)
         result = fuser.run()
     removed = memory_traffic(graph) - memory_traffic(result)
@@ -139,20 +138,3 @@ def run_fusion(graph: Graph, ctx: PassContext, policy: FusionPolicy, options: Fu
     ctx.report(text, nodes=fuser.stat_nodes, groups=fuser.stat_groups, traffic_removed=removed,
                recomputed=fuser.stat_recomputed, shared=fuser.stat_shared, visited=fuser.order.visits)
     return result
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause CPython's cyclic garbage collector while the engine runs, then restore it as it was.
-
-    The engine allocates many small containers and keeps a copy of the graph alive, which makes the
-    collector run full collections whose cost grows with the heap (a fifth of the pass time on an
-    80-layer model, and more than linearly with its size). The engine's data structures hold no
-    cycles that need collecting before it returns; reference counting frees the rest as usual."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import AbstractSet, Iterable
 
 from ir import ops
-from ir.graph import Graph
+from ir.graph import Graph, Node
 from ir.groups import successors_of
 
 
@@ -30,8 +30,12 @@ def value_bytes(graph: Graph, node: int) -> int:
 
 def kernel_of(graph: Graph) -> dict[int, object]:
     """Node -> kernel key: ("group", id) for group members, the node itself otherwise (params: None)."""
+    return _kernels({node_id: data["node"] for node_id, data in graph.nx._node.items()})
+
+
+def _kernels(payload: dict[int, Node]) -> dict[int, object]:
     kernels: dict[int, object] = {}
-    for node_id, node in graph.nx.nodes(data="node"):
+    for node_id, node in payload.items():
         if node.op == "param":
             kernels[node_id] = None
         elif node.group is not None:
@@ -43,18 +47,20 @@ def kernel_of(graph: Graph) -> dict[int, object]:
 
 def memory_traffic(graph: Graph) -> int:
     """Bytes all kernels of `graph` read and write (see the module docstring)."""
-    kernels = kernel_of(graph)
-    payload = {node: data["node"] for node, data in graph.nx.nodes(data=True)}
+    payload = {node_id: data["node"] for node_id, data in graph.nx._node.items()}
+    kernels = _kernels(payload)
     read = 0  # each value once per other kernel that reads it
     written = {o for o in graph.outputs if kernels[o] is not None}
     for source, users in successors_of(graph).items():
-        if payload[source].group is None and payload[source].op in _GENERATED:
+        node = payload[source]
+        if node.group is None and node.op in _GENERATED:
             continue  # generated inline by the kernel that uses it
+        home = kernels[source]
         readers = {kernels[target] for target in users}
-        readers.discard(kernels[source])
+        readers.discard(home)
         if readers:
-            read += len(readers) * payload[source].type.nbytes
-            if kernels[source] is not None:
+            read += len(readers) * node.type.nbytes
+            if home is not None:
                 written.add(source)
     return read + sum(payload[n].type.nbytes for n in written)
 

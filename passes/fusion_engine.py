@@ -13,8 +13,8 @@ from typing import Iterator
 
 from ir import ops
 from ir.graph import Graph
-from ir.groups import (GroupError, GroupInfo, GroupKind, kernels_acyclic, operands_of, successors_of, users_of,
-                       uses_of)
+from ir.groups import (GroupError, GroupInfo, GroupKind, kernels_acyclic, operands_of, predecessors_of,
+                       successors_of, users_of, uses_of)
 from passes.context import FusionDecision, PassContext, format_bytes
 from passes.fusion_common import FusionOptions, FusionPolicy, Refused, dense_everywhere, node_label
 from passes.fusion_cost import working_set
@@ -44,6 +44,10 @@ class Fuser(Recompute):
         self.names = value_names_in(graph, self.topological)
         self.index = {n: i for i, n in enumerate(self.topological)}
         self.returned = frozenset(graph.outputs)  # fusion never changes the outputs
+        # Facts asked about the same nodes for every candidate group. Copies (`fusion_recompute`) are of
+        # cheap ops, never parameters or reductions, and node ids are never reused, so they stay true.
+        self.params = frozenset(graph.params)
+        self.reductions = frozenset(n for n in self.topological if ops.in_group(graph.node(n).op, ops.REDUCTION))
         self.labels: dict[int, str] = {}
         self.group_of: dict[int, int] = {}
         self.members: dict[int, set[int]] = {}
@@ -154,11 +158,11 @@ class Fuser(Recompute):
 
     def _frontier(self, key: int) -> list[tuple[int, int]]:
         inside = self.members[key]
+        pred, succ = predecessors_of(self.graph), successors_of(self.graph)
         pairs = set()
         for node in inside:
-            pairs.update((p, node) for p in self.graph.nx.predecessors(node)
-                         if p not in inside and self.graph.node(p).op != "param")
-            pairs.update((node, c) for c in self.graph.nx.successors(node) if c not in inside)
+            pairs.update((p, node) for p in pred[node] if p not in inside and p not in self.params)
+            pairs.update((node, c) for c in succ[node] if c not in inside)
         return sorted(pairs, key=lambda pair: (self._order(pair[0] if pair[1] in inside else pair[1]), pair))
 
     def _consider(self, producer: int, consumer: int, key: int) -> bool:
@@ -258,7 +262,7 @@ class Fuser(Recompute):
         return info
 
     def _check_reductions(self, graph: Graph, union: set[int]) -> None:
-        reductions = [n for n in union if ops.in_group(graph.node(n).op, ops.REDUCTION)]
+        reductions = [n for n in union if n in self.reductions]
         if not reductions:
             return
         reductions.sort(key=self._order)

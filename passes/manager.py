@@ -22,6 +22,7 @@ from typing import Sequence
 
 from compiler.diagnostics import CompileError, Diagnostic, InternalError, NicheError
 from ir.graph import Graph
+from passes.collector import collector_paused
 from passes.context import PassContext
 from passes.instruments import PassInstrument
 from passes.pipeline import spec_of
@@ -52,8 +53,9 @@ class PassManager:
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
         """The graph after every pass; `graph` itself is left unchanged."""
         current = graph
-        for pass_ in self.passes:
-            current = self._run_one(pass_, current, ctx)
+        with collector_paused():  # see passes.collector: collections would rescan the graphs again and again
+            for pass_ in self.passes:
+                current = self._run_one(pass_, current, ctx)
         ctx.current_pass = None
         for instrument in self.instruments:
             instrument.after_pipeline(current, ctx)
@@ -126,8 +128,11 @@ _PARTS = ("name", "nodes", "edges", "parameters", "outputs", "dims", "attributes
 
 def fingerprint(graph: Graph) -> tuple:
     """Everything a pass could change in a graph, for the did-it-mutate-its-input check."""
-    nodes = tuple(sorted((n, data.get("node")) for n, data in graph.nx.nodes(data=True)))
-    edges = tuple(sorted(graph.nx.edges(keys=True)))
+    # Read from networkx's dicts (node -> data, node -> {user: {key: data}}): a dict and a set compare
+    # as the sorted tuples would, without sorting, and without a view object per node or edge.
+    nodes = {n: data.get("node") for n, data in graph.nx._node.items()}
+    edges = frozenset((source, user, key) for source, users in graph.nx._succ.items()
+                      for user, keys in users.items() for key in keys)
     weights = tuple(sorted((name, id(array)) for name, array in graph.weight_data.items()))
     attributes = tuple(sorted(graph.attributes.items(), key=lambda item: item[0]))
     return (graph.name, nodes, edges, tuple(graph.params), tuple(graph.outputs), tuple(sorted(graph.dims.items())),

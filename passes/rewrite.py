@@ -206,6 +206,7 @@ class RuleSet:
             for name in roots or ():
                 self._by_op[name].append(rule)
         self._order = {id(rule): i for i, rule in enumerate(self.rules)}
+        self._for_op: dict[str, list[Rule]] = {}  # asked for every node of every sweep
 
     def __add__(self, other: RuleSet | Rule) -> RuleSet:
         return RuleSet(self, other)
@@ -217,9 +218,11 @@ class RuleSet:
         return len(self.rules)
 
     def for_op(self, name: str) -> list[Rule]:
-        """The rules whose root may be an op `name`, in rule-set order."""
-        chosen = self._by_op.get(name, []) + self._any
-        return sorted(chosen, key=lambda rule: self._order[id(rule)])
+        """The rules whose root may be an op `name`, in rule-set order (a list not to be changed)."""
+        if name not in self._for_op:
+            chosen = self._by_op.get(name, []) + self._any
+            self._for_op[name] = sorted(chosen, key=lambda rule: self._order[id(rule)])
+        return self._for_op[name]
 
 
 class Rewriter:
