@@ -104,15 +104,22 @@ class StageCount:
     def instructions(self) -> float:
         return sum(self.ops.values())
 
+    def memory_cycles(self, machine: LpuMachine) -> dict[str, float]:
+        """The two halves of `mem:sram`: MEM ports streaming words (`ports`, `sram_bytes_per_cycle` per
+        chip, reads and writes in parallel) and weights loaded into the MXM (`loads`,
+        `mxm_weight_load_bytes_per_cycle` per plane)."""
+        chips = max(1, len(self.chips))
+        words = max(self.read_words, self.write_words)
+        return {"ports": words * machine.word_bytes / (machine.sram_bytes_per_cycle * chips),
+                "loads": self.lw_bytes / (machine.mxm_weight_load_bytes_per_cycle * self.planes)}
+
     def resource_cycles(self, machine: LpuMachine) -> dict[str, float]:
         chips = max(1, len(self.chips))
         units = machine.layout
-        sram = max(self.read_words, self.write_words) / (machine.mem_slices * chips)
-        loads = self.lw_bytes / (machine.mxm_weight_load_bytes_per_cycle * self.planes)
         links = machine.c2c_links_per_peer
         return {
             "compute": self.array_cycles / self.planes,
-            "mem:sram": max(sram, loads),
+            "mem:sram": max(self.memory_cycles(machine).values()),
             "vector": self.vxm / (len(units.vxm_units()) * chips),
             "switch": self.sxm / (2 * machine.sxm_units_per_hemisphere * chips),
             "interconnect": self.c2c_cycles / links + (machine.c2c_latency_cycles if self.transfers else 0),

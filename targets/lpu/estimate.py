@@ -31,6 +31,7 @@ from targets.lpu.isa import Instruction, is_transcendental, latency
 from targets.lpu.machine import LpuMachine
 from targets.lpu.partition import Partition, mib
 from targets.lpu.plan import Plan, Stage, _is_view
+from targets.lpu.rates import model_rates
 from targets.lpu.vectors import width
 from targets.partition import PartitionPlan
 from targets.report import build_report
@@ -67,6 +68,7 @@ def stage_flops(plan: Plan, stage: Stage) -> tuple[float, float]:
 
 def _stage_from_instructions(count: StageCount, instructions: list[Instruction], machine: LpuMachine) -> None:
     pairs: Counter = Counter()
+    planes: set[tuple[int, str]] = set()
     for instruction in instructions:
         count.ops[instruction.op] += 1
         op = instruction.op
@@ -78,6 +80,7 @@ def _stage_from_instructions(count: StageCount, instructions: list[Instruction],
             count.lw_bytes += width(instruction.dtype) * machine.lanes
         elif op == "MVM":
             count.array_cycles += machine.mvm_cycles(str(instruction.get("prec")))
+            planes.add((instruction.chip, instruction.unit))
         elif op == "IW":
             count.array_cycles += machine.mxm_install_cycles
         elif op in ("PERMUTE", "TLD", "TST", "TSW"):
@@ -92,6 +95,7 @@ def _stage_from_instructions(count: StageCount, instructions: list[Instruction],
             count.vxm += 1
             count.transcendental += is_transcendental(op)
     count.c2c_cycles = max(pairs.values(), default=0)
+    count.planes = max(1, len(planes))  # as counting does: the stage's products share out over these
 
 
 def _cost(plan: Plan, stage: Stage, count: StageCount, cycles: float, machine: LpuMachine,
@@ -195,7 +199,8 @@ def estimate_artifact(artifact: LpuArtifact) -> CostReport:
     assumptions.append(_where_time_goes(kernels))
     plan = PartitionPlan(placement)
     lead = f"{counted.partition.chips} chip(s) of {spec.name}"
-    return build_report(artifact.target, spec, count_graph(graph), plan, kernels, assumptions, lead)
+    rates = model_rates(machine, precisions, stage_counts)
+    return build_report(artifact.target, spec, count_graph(graph), plan, kernels, assumptions, lead, rates)
 
 
 def _refused(artifact: LpuArtifact, message: str, options: dict) -> CostReport:
@@ -204,7 +209,7 @@ def _refused(artifact: LpuArtifact, message: str, options: dict) -> CostReport:
     needed = 0
     try:
         plan = make_plan(artifact.graph, options, evaluate=False)
-        needed = partition(plan, artifact.machine).chips
+        needed = partition(plan, artifact.machine, sizing=True).needed
     except TargetError:
         pass
     placement = Placement("none", 0, needed, 1, 1, 0.0,

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from targets.base import TargetError
 from targets.lpu.jobs import Job, VOp
 from targets.lpu.plan import Stage
 from targets.lpu.trees import TreeBuilder
@@ -27,6 +28,8 @@ _COMBINE = {"reduce_sum": "add", "reduce_mean": "add", "reduce_max": "maximum", 
 
 
 def combine_tree(builder: TreeBuilder, op: str, vectors: list[VOp], chip: int) -> VOp:
+    if not vectors:  # make_plan refuses empty tensors, so a reduction always folds at least one vector
+        raise TargetError("lpu target: internal error: a reduction with nothing to combine")
     if len(vectors) == 1:
         return vectors[0]
     middle = len(vectors) // 2

@@ -92,8 +92,19 @@ class LpuMachine:
         return self.mem_slices * self.mem_words_per_slice * self.word_bytes
 
     @property
+    def sram_bytes_per_cycle(self) -> int:
+        """SRAM bytes one chip streams per cycle as the model schedules it: one word read (and one
+        written) per MEM slice per cycle."""
+        return self.mem_slices * self.word_bytes
+
+    @property
     def c2c_bytes_per_cycle(self) -> float:
         return self.c2c_link_bytes_per_s / self.clock_hz
+
+    @property
+    def c2c_pair_bytes_per_s(self) -> float:
+        """C2C bandwidth between two chips that exchange data: the links of a pair work in parallel."""
+        return self.c2c_links_per_peer * self.c2c_link_bytes_per_s
 
     def c2c_cycles(self, nbytes: int) -> int:
         """Cycles one link is busy serialising `nbytes`."""

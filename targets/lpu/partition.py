@@ -13,7 +13,10 @@ A TSP keeps everything in its 220 MiB of SRAM, so a program whose tensors do not
 
 Stages fill `usable_sram_fraction` of a chip's SRAM (the spec's weight capacity fraction); the rest is
 left for copies made at run time, constants, vectors parked between jobs, and striping waste.
-`max_chips` caps the chip count: a program that needs more is refused with the size it needs.
+`max_chips` caps the chip count: a program that needs more is refused with the size it needs. A stage
+that alone outgrows a chip and cannot be split (not a matmul, a batched matmul, a matmul whose single
+320-column slice is too big) makes the program unplaceable; packing still goes on, counting that stage
+as the whole chips its bytes fill, so the refusal says how many chips the program needs at least.
 Nothing here allocates or evaluates tensors: sizes come from layouts and the vectors a stage reads
 from index arithmetic at the corners of each view, so pricing a 70B model is cheap.
 """
@@ -41,6 +44,11 @@ class Partition:
     reason: str
     tensor_parallel: dict[int, int] = field(default_factory=dict)  # stage index -> chips it spans
     needed: int = 0  # chips the program needs (equal to `chips` unless refused)
+    refused: str = ""  # why the program cannot be placed (then `needed` is a lower bound), or ""
+
+
+class _Unsplittable(Exception):
+    """A stage too large for one chip that `_split` cannot spread over chips."""
 
 
 def mib(nbytes: float) -> str:
@@ -261,12 +269,16 @@ class _Chips:
             self.held[chip][name] = _merge(self.held[chip].get(name, []) + self.wanted(name, ranges, exact))
 
 
-def partition(plan: Plan, machine: LpuMachine, max_chips: int | None = None) -> Partition:
+def partition(plan: Plan, machine: LpuMachine, max_chips: int | None = None, sizing: bool = False) -> Partition:
+    """Chips for the plan's stages (see the module docstring). A program that cannot be placed raises a
+    `TargetError` saying what it needs, unless `sizing`: then the partition comes back with `refused`
+    set and `needed` the fewest chips it could take."""
     capacity = int(machine.sram_bytes * machine.usable_sram_fraction)
     chips = _Chips(plan)
     produced: dict[str, list[tuple[int, int, int]]] = {}
     tensor_parallel: dict[int, int] = {}
     reason = "the program fits one chip"
+    refusals: list[str] = []
     chip = 0
     for stage in plan.stages:
         reads = read_ranges(plan, stage)
@@ -280,7 +292,14 @@ def partition(plan: Plan, machine: LpuMachine, max_chips: int | None = None) -> 
                 reason = (f"the program's tensors do not fit one chip's {mib(capacity)} of SRAM: its stages are "
                           "pipelined across chips")
             else:
-                chip = _split(plan, stage, chips, capacity, produced, chip)
+                try:
+                    chip = _split(plan, stage, chips, capacity, produced, chip)
+                except _Unsplittable as error:
+                    refusals.append(f"{error} (it alone needs {mib(alone)}, one chip holds {mib(capacity)})")
+                    chip = _reserve(chips, chip, stage.output, out, alone, capacity)
+                    stage.chip = chip
+                    produced[stage.output] = [(chip, 0, out)]
+                    continue
                 tensor_parallel[stage.index] = len(set(stage.chunk_chips.values()))
                 reason = (f"stage {stage.output} alone needs {mib(alone)}, more than one chip's {mib(capacity)} of "
                           "SRAM: its matmul is split by output columns (tensor parallel) and the stages are "
@@ -302,6 +321,13 @@ def partition(plan: Plan, machine: LpuMachine, max_chips: int | None = None) -> 
     needed = len(chips.load)
     if needed > 1 and reason == "the program fits one chip":
         reason = "stages are pipelined across chips"
+    if refusals:
+        total = sum(info.layout.nbytes for info in plan.tensors.values())
+        refused = (f"lpu target: {refusals[0]}; so the program cannot be placed on any number of chips (it "
+                   f"would take {needed} chips, {mib(total)} of tensors, were that stage split evenly)")
+        if not sizing:
+            raise TargetError(refused)
+        return Partition(0, ranges, chips.load, refused, tensor_parallel, needed, refused)
     result = Partition(needed, ranges, chips.load, reason, tensor_parallel, needed)
     if max_chips is not None and needed > max_chips:
         total = sum(info.layout.nbytes for info in plan.tensors.values())
@@ -314,14 +340,14 @@ def _split(plan: Plan, stage: Stage, chips: _Chips, capacity: int,
            produced: dict[str, list[tuple[int, int, int]]], chip: int) -> int:
     """Spread a matmul stage over fresh chips by n-chunks; returns the last chip used."""
     if stage.kind != "matmul":
-        raise TargetError(f"lpu target: stage {stage.output} ({plan.graph.node(stage.node).op}) needs more SRAM "
-                          f"than one chip's {mib(capacity)} and only matmuls can be split across chips")
+        raise _Unsplittable(f"stage {stage.output} ({plan.graph.node(stage.node).op}) needs more SRAM than one "
+                            "chip and only matmuls can be split across chips")
     graph = plan.graph
     b = graph.operands(stage.anchor)[1]
     b_shape = graph.node(b).type.shape
     if math.prod(b_shape[:-2]) != 1:
-        raise TargetError(f"lpu target: the batched matmul writing {stage.output} is too large for one chip and "
-                          "only matmuls with one weight matrix are split across chips")
+        raise _Unsplittable(f"the batched matmul writing {stage.output} is too large for one chip and only "
+                            "matmuls with one weight matrix are split across chips")
     lanes = plan.tensors[stage.output].layout.lanes
     n = b_shape[-1]
     n_chunks = math.ceil(n / lanes)
@@ -332,9 +358,8 @@ def _split(plan: Plan, stage: Stage, chips: _Chips, capacity: int,
     weights0 = weight_ranges(plan, stage, 0, min(n, lanes))
     one = chips.alone(weights0) + share_bytes  # what one n-chunk adds (every chunk alike)
     if fixed + one > capacity:
-        raise TargetError(f"lpu target: the matmul writing {stage.output} cannot be split finely enough: one "
-                          f"320-column slice of its weights with its inputs needs {mib(fixed + one)}, more than "
-                          f"{mib(capacity)}")
+        raise _Unsplittable(f"the matmul writing {stage.output} cannot be split finely enough: one 320-column "
+                            f"slice of its weights with its inputs needs {mib(fixed + one)}")
     per_chip = max(1, min(n_chunks - 1, (capacity - fixed) // one))
     groups = [range(first, min(n_chunks, first + per_chip)) for first in range(0, n_chunks, per_chip)]
     needs = [(weight_ranges(plan, stage, g.start * lanes, min(n, g.stop * lanes)), 0) for g in groups]
@@ -351,4 +376,17 @@ def _split(plan: Plan, stage: Stage, chips: _Chips, capacity: int,
         outputs.extend((target, first, count) for first, count in rows)
     produced[stage.output] = outputs
     stage.chip = stage.chunk_chips[0]
+    return target
+
+
+def _reserve(chips: _Chips, chip: int, output: str, vectors: int, alone: int, capacity: int) -> int:
+    """Count an unsplittable stage as the fresh chips its bytes would fill were it split evenly (a lower
+    bound for the refusal); its result is taken to live on the last of them. Returns that chip."""
+    count = math.ceil(alone / capacity)
+    target = chip if chips.load[chip] == 0 else chips.new()
+    for index in range(count):
+        if index:
+            target = chips.new()
+        chips.load[target] = math.ceil(alone / count)
+    chips.held[target][output] = [(0, vectors)]
     return target

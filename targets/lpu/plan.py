@@ -166,6 +166,8 @@ def make_plan(graph: Graph, options: dict | None = None, evaluate: bool = True) 
         if payload.type.dtype not in _ON_CHIP_DTYPES:
             raise _error(graph, param, f"parameter {payload.attr('name')} is {payload.type}; the LPU holds "
                                        "8-, 16- and 32-bit types")
+        if payload.type.size == 0:  # a reduction over it would fold no vectors at all
+            raise _error(graph, param, f"parameter {payload.attr('name')} is an empty tensor ({payload.type})")
         transposed = param in matmul_b_only and param not in outputs
         role = "weight" if payload.attr("weight") else "input"
         add_tensor(param, VectorLayout(payload.type.shape, payload.type.dtype, transposed=transposed), role)

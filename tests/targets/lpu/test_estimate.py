@@ -11,8 +11,11 @@ import pytest
 
 from compiler.driver import compile as compile_file
 from targets.base import get_target
-from targets.lpu.counting import count_program
+from targets.lpu.counting import StageCount, count_program
 from targets.lpu.machine import load_machine
+from targets.lpu.rates import model_rates, mxm_rate, sram_rate, weight_load_rate
+from targets.spec import load_spec
+from targets.units import format_si
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 LLAMA_70B_LAYER = {"D": 8192, "Hq": 64, "Hkv": 8, "Dh": 128, "F": 28672, "V": 128256, "B": 1, "T": 4096}
@@ -59,10 +62,16 @@ def test_counted_latency_is_within_a_small_factor_of_the_schedule(lpu, name: str
     assert 0.5 * scheduled <= counted <= 2.5 * scheduled
 
 
-def test_a_70b_wide_decode_is_priced_by_counting_on_many_chips() -> None:
+@pytest.fixture(scope="module")
+def wide_decode():
+    """Two layers at Llama-3-70B width, priced once for the tests that read its report."""
+    return price("llama_decode", {**LLAMA_70B_LAYER, "L": 2})
+
+
+def test_a_70b_wide_decode_is_priced_by_counting_on_many_chips(wide_decode) -> None:
     """Two layers at Llama-3-70B width: too big to schedule or to hold on one chip; priced without
     scheduling (the artifact never builds its program) and without tensors."""
-    program, report = price("llama_decode", {**LLAMA_70B_LAYER, "L": 2})
+    program, report = wide_decode
     assert "built" not in program.artifact.__dict__
     assert report.fits
     assert report.placement.chips > 10 and report.placement.strategy == "tensor+pipeline"
@@ -79,3 +88,40 @@ def test_a_chip_cap_gives_a_report_that_does_not_fit() -> None:
     assert report.placement.chips_needed > 4
     assert "more than chips=4" in report.placement.reason
 
+
+
+def test_the_why_line_quotes_the_rates_the_model_used_not_the_spec_headline(wide_decode) -> None:
+    """The 70B-wide decode is bound by SRAM streaming; the line quotes the model's own rate (MEM ports or
+    MXM weight loads, from the same machine constants `resource_cycles` divides by), never the spec's
+    80 TB/s vendor aggregate, which the model does not use."""
+    _, report = wide_decode
+    machine = load_machine()
+    spec = load_spec("groq-tsp")
+    assert report.total.binding == "mem:sram"
+    headline = format_si(spec.main_memory.bandwidth, "B/s")
+    assert sram_rate(machine) != pytest.approx(spec.main_memory.bandwidth)  # the case this test is about
+    assert headline not in report.explanation
+    quoted = {format_si(sram_rate(machine), "B/s"), format_si(weight_load_rate(machine), "B/s")}
+    assert any(f"memory-bound at {rate}" in report.explanation for rate in quoted)
+    assert "as scheduled" in report.explanation
+
+
+def test_quoted_rates_are_the_ones_resource_cycles_divides_by() -> None:
+    """A stage streaming W words, loading L weight bytes and copying N bytes to a peer is busy exactly
+    W x 320 / (quoted SRAM rate), L / (quoted load rate) and N / (quoted C2C pair rate) + link latency."""
+    machine = load_machine()
+    spec = load_spec("groq-tsp")
+    count = StageCount(0, "%t", "compute", (0,), read_words=88_000, lw_bytes=5_120_000)
+    nbytes = 320 * 1000
+    count.c2c_cycles, count.transfers = machine.c2c_cycles(nbytes), 1
+    clock = machine.clock_hz
+    parts = count.memory_cycles(machine)
+    assert parts["ports"] / clock == pytest.approx(88_000 * machine.word_bytes / sram_rate(machine))
+    assert parts["loads"] / clock == pytest.approx(5_120_000 / weight_load_rate(machine))
+    link = count.resource_cycles(machine)["interconnect"] - machine.c2c_latency_cycles
+    assert link / clock == pytest.approx(nbytes / machine.c2c_pair_bytes_per_s, rel=1e-3)
+    rates = model_rates(machine, ["fp16"], [])
+    assert rates["interconnect"].startswith(format_si(machine.c2c_pair_bytes_per_s, "B/s"))
+    assert format_si(spec.interconnect.bandwidth, "B/s") not in rates["interconnect"]  # 240 GB/s: not the model's
+    assert rates["mem:sram"].startswith(format_si(sram_rate(machine), "B/s"))  # no stage says loads bound
+    assert rates["compute"].startswith(format_si(mxm_rate(machine, "fp16"), "FLOP/s"))

@@ -4,10 +4,17 @@ several chips."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from targets.base import TargetError
+from compiler.driver import compile as compile_file
+from targets.base import TargetError, get_target
 from targets.lpu.machine import load_machine
+from targets.lpu.partition import partition
+from targets.lpu.plan import make_plan
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def test_tensor_parallel_matmul_over_two_chips(lpu) -> None:
@@ -52,3 +59,22 @@ def test_a_matmul_that_cannot_be_split_enough_is_refused(lpu) -> None:
     graph = lpu.example_graph("mlp", B=2)
     with pytest.raises(TargetError, match="cannot be split finely enough: one 320-column slice"):
         lpu.build(graph, load_machine().with_sram(1_000_000))
+
+
+def test_a_stage_that_cannot_be_split_is_refused_with_its_size_and_the_chips_it_would_take(lpu) -> None:
+    """The video DiT's softmax stages outgrow a 0.75 MiB chip and only matmuls are split: refused (not
+    'does not fit' with 0 chips), naming the stage's size and the chips the program would take."""
+    graph = lpu.example_graph("video_diffusion")
+    machine = load_machine().with_sram(900_000)
+    with pytest.raises(TargetError, match=r"needs more SRAM than one chip .* \(it alone needs 0\.938 MiB, one "
+                                          r"chip holds 0\.749 MiB\); .* would take \d+ chips"):
+        lpu.build(graph, machine)
+    sized = partition(make_plan(graph, evaluate=False), machine, sizing=True)
+    total = sum(info.layout.nbytes for info in make_plan(graph, evaluate=False).tensors.values())
+    assert sized.refused and sized.chips == 0
+    assert sized.needed >= total / (machine.sram_bytes * machine.usable_sram_fraction) > 1
+    program = compile_file(EXAMPLES / "video_diffusion.nk", target="lpu", for_pricing=True, sram_bytes=900_000)
+    report = get_target("lpu").estimate(program.artifact)
+    assert not report.fits
+    assert report.placement.chips_needed == sized.needed
+    assert f"would take {sized.needed} chips" in report.placement.reason

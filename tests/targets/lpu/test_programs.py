@@ -30,3 +30,9 @@ PROGRAMS = [
 @pytest.mark.parametrize("source", PROGRAMS)
 def test_program_matches_reference(lpu, source: str) -> None:
     lpu.run_and_check(compile_string(source, target="ref").graph, seed=5)
+
+
+def test_decode_softmax_across_a_chunk_boundary_matches_reference(lpu) -> None:
+    """The decode's softmax over T + 1 = 321 keys: a second vector with one valid lane (max pads it with
+    a copy of a valid lane, sum with zeros), the reductions' lane trees at a chunk boundary."""
+    lpu.run_and_check(lpu.example_graph("llama_decode", L=1, B=1, T=320), seed=1)

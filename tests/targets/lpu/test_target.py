@@ -66,6 +66,13 @@ def test_an_i32_matmul_is_refused() -> None:
         compile_string(source, target="lpu").ir("lpu")
 
 
+def test_an_empty_parameter_is_refused_not_a_crash() -> None:
+    """A reduction over an empty parameter folded no vectors and recursed without end; refused up front."""
+    program = compile_string("def f(x: f32[4, 0]) { return sum(x, axis=-1) }", target="lpu")
+    with pytest.raises(TargetError, match=r"lpu target: parameter x is an empty tensor \(f32\[4,0\]\)"):
+        program.ir("lpu")
+
+
 def test_too_large_to_list_is_refused_with_a_hint() -> None:
     program = compile_file(EXAMPLES / "mlp.nk", target="lpu", defines={"B": 2}, max_instructions=100)
     with pytest.raises(TargetError, match="too many to schedule and list one by one"):
