@@ -173,7 +173,28 @@ def estimate(counts: ProgramCounts, shapes: list[KernelShape], spec: HardwareSpe
     reports = price_partitioned(counts, spec, plan, price) if plan.placement.fits else []
     reports = _with_notes(reports, counts, notes)
     assumptions = _assumptions(counts, spec, machine)
-    return build_report(target, spec, counts, plan, reports, assumptions, _lead(counts, reports, machine))
+    return build_report(target, spec, counts, plan, reports, assumptions, _lead(counts, reports, machine),
+                        _rates(reports, machine))
+
+
+def _rates(reports, machine: GpuMachine) -> dict[str, str]:
+    """The rates `GpuModel.price` divides by, as the why line quotes them (the achievable fractions
+    applied; occupancy and wave losses come on top, per kernel)."""
+    rates = {"mem:hbm": f"{machine.memory_fraction:g} x {format_si(machine.hbm_bandwidth, 'B/s')} achievable"}
+    if machine.l2_bandwidth:
+        rates["mem:l2"] = format_si(machine.l2_bandwidth, "B/s")
+    if machine.smem_bandwidth:
+        rates["mem:smem"] = format_si(machine.smem_bandwidth, "B/s") + " (all SMs)"
+    unit = sum((r.cost for r in reports), Cost()).ops.largest() if reports else None
+    if unit is not None:
+        kind, precision = unit[0].split(":", 1)
+        if kind == "tensor" and machine.tensor_rate(precision):
+            rates["compute"] = (f"{machine.tensor_fraction:g} x {format_si(machine.tensor_rate(precision), 'FLOP/s')}"
+                                f" achievable on tensor cores ({precision})")
+        else:
+            rates["compute"] = (f"{machine.vector_fraction:g} x {format_si(machine.vector_rate(precision), 'FLOP/s')}"
+                                f" achievable on CUDA cores ({precision})")
+    return rates
 
 
 def _with_notes(reports, counts: ProgramCounts, notes: dict[int, str]):

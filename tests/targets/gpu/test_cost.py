@@ -106,6 +106,7 @@ def test_decode_is_memory_bound_and_prefill_compute_bound() -> None:
     for report in decode.reports:
         assert report.binding == "mem:hbm", report.explanation
         assert "read from HBM each step" in report.explanation
+        assert "memory-bound at 0.85 x " in report.explanation  # the rate the model used, not the headline
         assert _share(report.explanation, "memory-bound kernels") > 0.5, report.explanation
     h100, h200 = decode.reports
     assert h200.latency < h100.latency  # the same chip with faster HBM
@@ -114,6 +115,7 @@ def test_decode_is_memory_bound_and_prefill_compute_bound() -> None:
     for report in prefill.reports:
         assert report.binding == "compute", report.explanation
         assert _share(report.explanation, "compute-bound kernels") > 0.5, report.explanation
+        assert "compute-bound at 0.7 x 989 TFLOP/s achievable on tensor cores (bf16)" in report.explanation
 
 
 def _share(explanation: str, what: str) -> float:
