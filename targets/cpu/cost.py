@@ -274,7 +274,13 @@ def estimate(program: LoopProgram | Graph, graph: Graph | None = None, spec: Har
                    "achievable fractions: compute "
                    f"{spec.value('model.compute_fraction'):g}, memory {spec.value('model.memory_fraction'):g} "
                    "(assumptions of the spec)"]
-    return build_report(target, spec, counts, plan, kernels, assumptions, f"weights read {where}")
+    peak = spec.peak(DType.F64 if counts.dtype is DType.F64 else DType.F32)
+    rates = {f"mem:{main.name}": f"{spec.value('model.memory_fraction'):g} x {format_si(main.bandwidth, 'B/s')} "
+                                 "achievable"}
+    if peak is not None:
+        rates["compute"] = (f"{spec.value('model.compute_fraction'):g} x {format_si(peak[1], 'FLOP/s')} achievable "
+                            "(vectorized, all cores)")
+    return build_report(target, spec, counts, plan, kernels, assumptions, f"weights read {where}", rates)
 
 
 def estimate_artifact(artifact: object, spec: HardwareSpec, target: str = "cpu") -> CostReport:

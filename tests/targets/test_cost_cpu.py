@@ -93,3 +93,15 @@ def test_loop_and_graph_estimates_agree_on_useful_work() -> None:
     assert on_loops.level == "loops" and on_graph.level == "graph"
     assert on_loops.total.flops_useful == pytest.approx(on_graph.total.flops_useful)
     assert on_loops.latency > 0 and on_graph.latency > 0
+
+
+def test_the_why_line_quotes_the_achievable_rates_the_model_used() -> None:
+    spec = host_spec()
+    source = Source.from_text("def f(@weight w: f32[4096, 4096], x: f32[4096]) -> f32[4096] { return w @ x }", "mv")
+    from compiler.driver import Program
+    from targets.base import CompileOptions
+    graph = Program(source, CompileOptions(target="ref")).graph
+    report = estimate(graph, spec=spec)
+    fraction = spec.value("model.memory_fraction")
+    assert report.binding == "mem:dram", report.explanation
+    assert f"memory-bound at {fraction:g} x " in report.explanation and "achievable" in report.explanation
