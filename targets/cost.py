@@ -206,6 +206,7 @@ class CostReport:
     peak_flops: float = 0.0  # one chip's peak for the program's main precision (the roofline's roof)
     memory_bandwidth: float = 0.0  # one chip's main-memory bandwidth (the roofline's slope)
     capacity: Capacity | None = None  # pipelined layouts: throughput with the pipeline full (not as given)
+    main_memory: str = ""  # the bytes key of the level the program's tensors live in ("mem:hbm", "mem:sram")
 
     @property
     def fits(self) -> bool:
@@ -246,7 +247,7 @@ class CostReport:
                    TokenMetrics(**data["tokens"]) if data["tokens"] else None,
                    tuple(data["assumptions"]), data["explanation"], data["level"], data["estimate"],
                    _cost(data["total"]), data["peak_flops"], data["memory_bandwidth"],
-                   Capacity(**data["capacity"]) if data.get("capacity") else None)
+                   Capacity(**data["capacity"]) if data.get("capacity") else None, data.get("main_memory", ""))
 
     @classmethod
     def from_json(cls, text: str) -> CostReport:

@@ -193,5 +193,6 @@ def build_report(target: str, spec: HardwareSpec, counts: ProgramCounts, plan: P
     report = CostReport(target, spec.name, counts.name, plan.placement, kernels, energy, money,
                         tokens_of(counts, total.latency, money, energy),
                         tuple(extra + standard_assumptions(counts, spec, plan)), "", counts.level, True, total,
-                        peak[1] if peak else 0.0, spec.main_memory.bandwidth, capacity)
+                        peak[1] if peak else 0.0, spec.main_memory.bandwidth, capacity,
+                        f"mem:{spec.main_memory.name}")
     return replace(report, explanation=explain(report, spec, lead, rates))

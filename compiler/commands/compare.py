@@ -254,17 +254,23 @@ def _kernel_table(report: CostReport, measured: dict[str, float], limit: int) ->
     title = "predicted and measured time per kernel" if measured else f"costliest kernels (of {len(report.kernels)})"
     lines = [f"{report.target}: {title}"]
     header = f"  {'kernel':<28}{'kind':<12}{'predicted':>11}{'bound by':>12}"
-    header += f"{'measured':>11}{'meas/pred':>11}" if measured else f"{'FLOPs':>11}{'bytes':>11}"
+    # The bytes column is one level's, the one the tensors live in (summing levels would count a byte
+    # once per level it passes through).
+    level = report.main_memory
+    memory = f"{level.removeprefix('mem:')} bytes" if level else "bytes"
+    header += f"{'measured':>11}{'meas/pred':>11}" if measured else f"{'FLOPs':>11}{memory:>13}"
     lines.append(header)
     for kernel in rows:
         cost = kernel.cost
-        line = f"  {kernel.name[:27]:<28}{kernel.kind[:11]:<12}{format_time(cost.latency):>11}{cost.binding or '-':>12}"
+        bound = cost.binding or "-"
+        line = f"  {kernel.name[:27]:<28}{kernel.kind[:11]:<12}{format_time(cost.latency):>11}{bound:>{max(12, len(bound) + 1)}}"
         if measured:
             seconds = measured.get(kernel.name)
             ratio = f"{seconds / cost.latency:.2f}x" if seconds is not None and cost.latency else "-"
             line += f"{format_time(seconds) if seconds is not None else '-':>11}{ratio:>11}"
         else:
-            line += f"{format_si(cost.flops_executed, ''):>11}{format_si(cost.bytes.total(), 'B'):>11}"
+            moved = cost.bytes.get(level) if level else cost.bytes.total()
+            line += f"{format_si(cost.flops_executed, ''):>11}{format_si(moved, 'B'):>13}"
         lines.append(line)
     if measured:
         predicted = sum(k.cost.latency for k in report.kernels if k.name in measured)

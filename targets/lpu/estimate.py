@@ -123,7 +123,7 @@ def _cost(plan: Plan, stage: Stage, count: StageCount, cycles: float, machine: L
         operations["vxm:f32"] = vxm_flops
     return Cost(flops_useful=useful, flops_executed=mxm_flops + vxm_flops,
                 transcendentals=count.transcendental * lanes,
-                bytes=Amounts.of({"sram": (count.read_words + count.write_words) * machine.word_bytes,
+                bytes=Amounts.of({"mem:sram": (count.read_words + count.write_words) * machine.word_bytes,
                                   "interconnect": count.c2c_bytes}),
                 time=Amounts.of({k: v / clock for k, v in busy.items()}),
                 latency=seconds, bound=Amounts.of({binding: seconds}), peak_chip_seconds=peak,

@@ -124,7 +124,8 @@ def estimate_graph(graph: Graph, machine: WseMachine, spec: HardwareSpec, target
     tokens = tokens_of(graph.attributes, plan.latency, money, energy)
     explanation = _explain(priced, machine, options, graph)
     return CostReport(target, spec.name, name, placement, kernels, energy, money, tokens, tuple(assumptions),
-                      explanation, "graph", True, total, capacity=_capacity(graph, plan, machine))
+                      explanation, "graph", True, total, capacity=_capacity(graph, plan, machine),
+                      main_memory="mem:memoryx" if plan.mode == "streamed" else "mem:sram")
 
 
 def _capacity(graph: Graph, plan: Plan, machine: WseMachine) -> Capacity | None:
