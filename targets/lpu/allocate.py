@@ -12,6 +12,7 @@ cost is SRAM, which the partitioner counts).
 from __future__ import annotations
 
 import math
+from typing import Callable, Sequence
 
 from targets.base import TargetError
 from targets.lpu.machine import LpuMachine
@@ -72,14 +73,23 @@ class ChipMemory:
             return extent
         return None
 
-    def scratch(self, width: int, avoid: set[str]) -> tuple[str, int]:
-        """One vector's words in a slice not in `avoid` (a value parked in MEM between two jobs)."""
+    def scratch_slice(self, width: int, tests: Sequence[Callable[[str], bool]]) -> str | None:
+        """The slice for one parked vector: the first, from the cursor on, with room that passes the first
+        test any slice passes (tests in order of preference), or None."""
         capacity = self.machine.mem_words_per_slice
-        for step in range(len(self.slices)):
-            name = self.slices[(self.cursor + step) % len(self.slices)]
-            if name not in avoid and self.used[name] + width <= capacity:
-                address = self.used[name]
-                self.used[name] += width
-                self.cursor = (self.slices.index(name) + 1) % len(self.slices)
-                return name, address
-        raise TargetError(f"lpu target: chip {self.chip} is out of SRAM for a {width}-word scratch vector")
+        roomy = [self.slices[(self.cursor + step) % len(self.slices)] for step in range(len(self.slices))]
+        roomy = [name for name in roomy if self.used[name] + width <= capacity]
+        if not roomy:
+            raise TargetError(f"lpu target: chip {self.chip} is out of SRAM for a {width}-word scratch vector")
+        for test in tests:
+            for name in roomy:
+                if test(name):
+                    return name
+        return None
+
+    def scratch(self, width: int, slice_name: str) -> int:
+        """Reserve one vector's words in `slice_name` (a value parked in MEM between two jobs)."""
+        address = self.used[slice_name]
+        self.used[slice_name] += width
+        self.cursor = (self.slices.index(slice_name) + 1) % len(self.slices)
+        return address

@@ -37,6 +37,7 @@ from targets.lpu.vectors import width
 
 MAX_ATTEMPTS = 1_000_000
 SPILL_AFTER = 2048  # attempts after which a crowded job parks part of its tree in MEM
+HORIZON_GAP = 100_000  # cycles past every reservation: where a job is tried alone on an idle machine
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Scheduler:
         self.machine = machine
         self.memory = memory or [ChipMemory(machine, chip) for chip in range(chips)]
         self.spills = 0
+        self.horizon = 0  # every reservation ends before this cycle
         self.layout = machine.layout
         self.chips = chips
         self.hop = int(machine.stream_hop_cycles)
@@ -176,11 +178,18 @@ class Scheduler:
             start = max(self._lower_bound(n) - offsets[id(n)] for n in nodes)
             if job.hint is not None:
                 start = max(start, self.hints.get(job.hint, start))
+            if self._try(nodes, self.horizon + HORIZON_GAP - min(offsets.values()), offsets, positions) is None:
+                # It does not fit even where the machine is idle (too many values meet in one cycle for
+                # the streams): no later cycle will do, so split it now.
+                victim = self._half(nodes) or self._crowded_victim(nodes)
+                if victim is not None:
+                    self._spill(nodes, victim, offsets, positions)
+                    continue
             for attempt in range(MAX_ATTEMPTS):
                 if attempt == SPILL_AFTER:
                     victim = self._crowded_victim(nodes)
                     if victim is not None:
-                        self._spill(nodes, victim)
+                        self._spill(nodes, victim, offsets, positions)
                         break
                 found = self._try(nodes, start + attempt, offsets, positions)
                 if found is not None:
@@ -206,7 +215,9 @@ class Scheduler:
             victim = self._self_conflict(nodes, offsets)
             if victim is None:
                 return nodes, positions, offsets
-            self._spill(nodes, victim)
+            if self._too_wide(nodes, offsets):  # split in halves instead of parking one op at a time
+                victim = self._half(nodes) or victim
+            self._spill(nodes, victim, offsets, positions)
 
     @staticmethod
     def _merge_reads(nodes: list[VOp], offsets: dict[int, int]) -> bool:
@@ -243,18 +254,92 @@ class Scheduler:
                 return members[-1]
         return None
 
+    def _too_wide(self, nodes: list[VOp], offsets: dict[int, int]) -> bool:
+        """Whether some cycle of the job wants more VXM/SXM ops than the pool has units, or more operand
+        words arriving than the streams of both directions carry (a reduction folding many vectors at
+        once): no cycle fits such a job, and parking one op per conflict would take very many jobs."""
+        ops: dict[tuple, int] = defaultdict(int)
+        operands: dict[tuple, set[int]] = defaultdict(set)
+        for node in nodes:
+            if node.pool is None:
+                continue
+            key = (node.chip, node.pool[:3], offsets[id(node)])
+            ops[(node.chip, node.pool, offsets[id(node)])] += 1
+            operands[key].update(id(child) for child in node.inputs)
+        words = {id(n): width(n.dtype) if n.dtype is not None else 1 for n in nodes}
+        if any(sum(words[c] for c in children) > 2 * self.streams_per_direction for children in operands.values()):
+            return True
+        return any(count > len(self._pool_units(pool)) for (_, pool, _), count in ops.items())
+
+    def _pool_units(self, pool: str) -> list[str]:
+        return self.layout.vxm_units() if pool == "VXM" else self.layout.sxm_units(pool[-1])
+
     @staticmethod
     def _crowded_victim(nodes: list[VOp]) -> VOp | None:
-        sizes = {id(n): len(n.walk()) for n in nodes[1:] if n.op != "READ"}
+        # Parking the operand of a WRITE gives a job that writes it elsewhere: the same job again.
+        kept = {id(child) for child in nodes[0].inputs} if nodes[0].op == "WRITE" else set()
+        sizes = {id(n): len(n.walk()) for n in nodes[1:] if n.op != "READ" and id(n) not in kept}
         if not sizes:
             return None
         return max((n for n in nodes[1:] if id(n) in sizes), key=lambda n: sizes[id(n)])
 
-    def _spill(self, nodes: list[VOp], victim: VOp) -> None:
-        """Compute `victim` in a job of its own that writes it to a free MEM word; read it back here."""
+    def _spill(self, nodes: list[VOp], victim: VOp, offsets: dict[int, int], positions: dict[int, int]) -> None:
+        """Compute `victim` in a job of its own that writes it to a free MEM word; read it back here.
+
+        The word goes to a slice this job does not touch if one has room, else to a slice whose read port
+        the rest of the job leaves free while the read back holds it (its cycle depends on the slice's
+        distance from the consumers). When no slice has such a port for `victim` (a job reading every
+        slice, each at the very cycle a read back from it would need), what is parked grows: the READ's
+        consumer, then the largest part of the job no bigger than half of it, so the job splits."""
+        touched = {n.unit for n in nodes if n.op in ("READ", "WRITE") and n.unit is not None}
+        for candidate in self._spill_candidates(nodes, victim):
+            consumers = [n for n in nodes if any(child is candidate for child in n.inputs)]
+            held = self._read_cycles(nodes[0], candidate, offsets)
+
+            def port_free(slice_name: str) -> bool:
+                offset = self._read_back_offset(slice_name, consumers, offsets, positions)
+                return offset is not None and held[slice_name].isdisjoint(range(offset, offset + count))
+
+            count = width(candidate.dtype)
+            memory = self.memory[candidate.chip]
+            slice_name = memory.scratch_slice(count, [lambda name: name not in touched and port_free(name),
+                                                      port_free])
+            if slice_name is not None:
+                self._park(nodes, candidate, slice_name, memory.scratch(count, slice_name))
+                return
+        raise TargetError(f"lpu target: internal error: no MEM slice on chip {victim.chip} has a free read port "
+                          f"to park {victim.comment or victim.op}")
+
+    def _spill_candidates(self, nodes: list[VOp], victim: VOp) -> list[VOp]:
+        """What may be parked to resolve a conflict at `victim`, smallest first."""
+        candidates = [victim]
+        parents = [n for n in nodes[1:] if any(child is victim for child in n.inputs)]
+        root_operands = {id(child) for child in nodes[0].inputs}
+        if victim.op == "READ" and len(parents) == 1 and parents[0].pool is not None \
+                and id(parents[0]) not in root_operands:  # parking a root operand gives the same job again
+            candidates.append(parents[0])
+        half = self._half(nodes)
+        if half is not None and half not in candidates:
+            candidates.append(half)
+        return candidates
+
+    @staticmethod
+    def _half(nodes: list[VOp]) -> VOp | None:
+        """The largest subtree of the job, at most half its size, with no MXM/SXM chain or C2C op in it."""
+        best, best_size = None, 1
+        for node in nodes[1:]:
+            if node.op == "READ":
+                continue
+            below = node.walk()
+            if len(below) > len(nodes) // 2 or len(below) <= best_size:
+                continue
+            if any(n.chain is not None or n.op in ("SEND", "RECV") for n in below):
+                continue
+            best, best_size = node, len(below)
+        return best
+
+    def _park(self, nodes: list[VOp], victim: VOp, slice_name: str, address: int) -> None:
         chip, count = victim.chip, width(victim.dtype)
-        avoid = {n.unit for n in nodes if n.op in ("READ", "WRITE") and n.unit is not None}
-        slice_name, address = self.memory[chip].scratch(count, avoid)
         word = (chip, slice_name, address)
         self.place(Job(VOp("WRITE", chip, victim.dtype, [victim], unit=slice_name,
                            fields={"addr": address, "valid": self.machine.lanes}, writes=word, busy=count,
@@ -264,6 +349,36 @@ class Scheduler:
         for node in nodes:
             node.inputs = [read if child is victim else child for child in node.inputs]
         self.spills += 1
+
+    @staticmethod
+    def _read_cycles(root: VOp, victim: VOp, offsets: dict[int, int]) -> dict[str, set[int]]:
+        """Per MEM slice, the cycles (relative to the root) its read port is held by the job without
+        `victim` and what only `victim` feeds."""
+        held: dict[str, set[int]] = defaultdict(set)
+        seen: set[int] = set()
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            if node is victim or id(node) in seen:
+                continue
+            seen.add(id(node))
+            if node.op == "READ" and node.unit is not None:
+                held[node.unit].update(range(offsets[id(node)], offsets[id(node)] + max(1, node.busy)))
+            stack.extend(node.inputs)
+        return held
+
+    def _read_back_offset(self, slice_name: str, consumers: list[VOp], offsets: dict[int, int],
+                          positions: dict[int, int]) -> int | None:
+        """The cycle (relative to the root) a READ in `slice_name` must issue to reach every consumer in
+        its cycle, or None when the consumers would need it in different cycles."""
+        position = self.layout.position(slice_name)
+        wanted = set()
+        for consumer in consumers:
+            if consumer.op == "RECV":
+                return None
+            distance = abs(positions[id(consumer)] - position)
+            wanted.add(offsets[id(consumer)] - latency(self.machine, "READ") - distance * self.hop)
+        return wanted.pop() if len(wanted) == 1 else None
 
     def _try(self, nodes: list[VOp], root: int, offsets: dict[int, int],
              positions: dict[int, int]) -> tuple[dict[int, str], dict[int, Stream]] | None:
@@ -357,6 +472,7 @@ class Scheduler:
                 for sid in stream.ids:
                     self.stream_table[(node.chip, stream.direction, sid)].setdefault(key, []).append(
                         (min(a, b), max(a, b)))
+            self.horizon = max(self.horizon, cycle + max(1, node.busy) + latency(self.machine, node.op))
             if node.op == "WRITE" and node.writes is not None:
                 self.ready[node.writes] = cycle + latency(self.machine, "WRITE")
             self._update_state(node, unit, cycle)

@@ -13,7 +13,9 @@ transposer use the weights installed (IW/TSW) before their issue cycle; C2C link
 Numerics (see docs/targets/lpu.md): VXM instructions apply the reference interpreter's definition of
 the op (`ir.interpreter.evaluate_node`) to 320-lane vectors, so elementwise results are bit-identical.
 MVM rounds its operands to its precision (fp16, bf16, int8 or fp32) and accumulates in fp32 (int32 for
-int8); the result is rounded to the program's dtype when emitted.
+int8), adding the products one k after the other onto the accumulator (the systolic array's order, and
+the reference's sequential dot product: a different order changes f32 sums by an ulp, which flips
+near-ties of a following bf16 rounding); the result is rounded to the program's dtype when emitted.
 """
 
 from __future__ import annotations
@@ -68,6 +70,17 @@ def _round_to(vector: np.ndarray, precision: str) -> np.ndarray:
     return vector.astype(np.float32)
 
 
+def _dot_in_order(weights: np.ndarray, activation: np.ndarray, start: np.ndarray | None) -> np.ndarray:
+    """Each row of `weights` times `activation`, the products added in f32 one k after the other onto
+    `start` (an accumulator's value) or onto zero: the order in which partial sums flow down the MXM's
+    systolic array, continuing across k blocks through the accumulator. It is the order of the
+    reference's sequential dot products, so where a bf16 rounding follows, near-ties round alike."""
+    products = weights.astype(np.float32) * activation[None, :]
+    if start is not None:
+        products = np.concatenate([np.asarray(start, dtype=np.float32)[:, None], products], axis=1)
+    return np.add.accumulate(products, axis=1, dtype=np.float32)[:, -1]
+
+
 def _wrap_int32(values: np.ndarray) -> np.ndarray:
     return ((values + 2**31) % 2**32) - 2**31
 
@@ -88,6 +101,7 @@ class Simulator:
         self._tokens = itertools.count()
         self.cycle = 0
         self.instruction: Instruction | None = None
+        self.ports: dict[tuple[int, str, str], dict[int, int]] = {}  # port -> cycle -> issue cycle holding it
         self._handlers: dict[str, Callable[[Instruction], None]] = {
             "READ": self._read, "WRITE": self._write, "PERMUTE": self._permute, "MERGE": self._merge,
             "LW": self._lw, "IW": self._iw, "MVM": self._mvm, "TLD": self._tld, "TSW": self._tsw,
@@ -144,6 +158,41 @@ class Simulator:
                 vectors[v] = word.vector
             results.append(layout.unpack(vectors))
         return results
+
+    # -- ports ---------------------------------------------------------------------------------------
+
+    def _port(self, i: Instruction) -> tuple[str, int] | None:
+        """The port an instruction holds and for how many cycles: a MEM slice reads (and, separately,
+        writes) one word per cycle, so a vector of w words holds the port w cycles; an MXM plane runs one
+        MVM or IW at a time; a C2C link transmits one vector at a time. LWs share the plane's load bytes
+        (the scheduler's budget), so they hold nothing here."""
+        if i.op in ("READ", "WRITE"):
+            return i.op.lower(), width(i.dtype)
+        if i.op == "MVM":
+            return "array", self.machine.mvm_cycles(str(i.get("prec")))
+        if i.op == "IW":
+            return "array", int(self.machine.mxm_install_cycles)
+        if i.op == "SEND":
+            return "tx", self.machine.c2c_cycles(width(i.dtype) * self.lanes)
+        if i.op == "RECV":
+            return "rx", 1
+        if i.op == "LW":
+            return None
+        return "issue", 1
+
+    def _occupy(self, i: Instruction) -> None:
+        """Refuse a second instruction on a port that an earlier one still holds (two reads of one MEM
+        slice in one cycle would return one vector for both on the chip)."""
+        port = self._port(i)
+        if port is None:
+            return
+        kind, cycles = port
+        held = self.ports.setdefault((i.chip, i.unit, kind), {})
+        for cycle in range(i.cycle, i.cycle + max(1, cycles)):
+            if cycle in held:
+                raise self.fail(f"port conflict: the {kind} port of {i.unit} is held in cycle {cycle} by the "
+                                f"instruction issued in cycle {held[cycle]}")
+            held[cycle] = i.cycle
 
     # -- memory and streams ----------------------------------------------------------------------
 
@@ -306,22 +355,22 @@ class Simulator:
         if state.active is None:
             raise self.fail("no weights installed (IW) in this MXM plane")
         activation = _round_to(vector, precision)
-        if precision == "int8":
-            product = _wrap_int32(state.active @ activation)
-        else:
-            product = (state.active.astype(np.float32) @ activation.astype(np.float32)).astype(np.float32)
+        weights = state.active
         acc, mode, dtype = i.get("acc"), i.get("mode"), i.dtype
         position = self.layout.position(i.unit)
         cycle = i.cycle + latency(self.machine, "MVM")
 
         def accumulate() -> None:
+            start = None
             if mode == "add":
                 if acc not in state.accumulators:
                     raise self.fail(f"accumulator {acc} added to before it was set")
-                total = state.accumulators[acc] + product
-                state.accumulators[acc] = _wrap_int32(total) if precision == "int8" else total.astype(np.float32)
+                start = state.accumulators[acc]
+            if precision == "int8":
+                product = _wrap_int32(weights @ activation)
+                state.accumulators[acc] = product if start is None else _wrap_int32(start + product)
             else:
-                state.accumulators[acc] = product
+                state.accumulators[acc] = _dot_in_order(weights, activation.astype(np.float32), start)
             if i.dst is not None:
                 value = state.accumulators[acc]
                 self._put(i.chip, i.dst, position, cycle, to_numpy(value, dtype))
@@ -399,6 +448,7 @@ class Simulator:
                                 f"(precisions: {', '.join(PRECISIONS)})")
             if instruction.dtype is None and instruction.op not in ("IW", "TSW"):
                 raise self.fail(f"{instruction.op} needs an element type ({instruction.op}.f32, ...)")
+            self._occupy(instruction)
             try:
                 self._handlers.get(instruction.op, self._vxm)(instruction)
             except SimulationError:

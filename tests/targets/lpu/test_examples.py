@@ -4,9 +4,13 @@ f32, since the MXM runs f32 matmuls in its fp32 mode by default)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ir.dtypes import DType
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 CASES = [
     ("mlp", None, {"B": 2}),
@@ -19,6 +23,12 @@ CASES = [
     ("sparse_mlp", None, {"N": 4}),
     ("video_diffusion", None, {"FR": 2, "HH": 2, "WW": 2, "D": 32, "H": 2}),
 ]
+
+
+def test_every_example_is_checked() -> None:
+    """A new example is simulated and checked here too (llama_prefill also at its default bf16 size, in
+    test_numerics.py)."""
+    assert {path.stem for path in EXAMPLES.glob("*.nk")} == {case[0] for case in CASES}
 
 
 @pytest.mark.parametrize("name, entry, defines", CASES, ids=[f"{c[0]}-{c[1] or 'main'}" for c in CASES])

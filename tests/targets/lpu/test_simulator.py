@@ -83,9 +83,16 @@ def test_the_nearest_upstream_writer_wins_a_diagonal() -> None:
     assert np.array_equal(simulate(program(instructions + [write(when)]), INPUTS)[0], INPUTS["x"])
 
 
-def test_two_values_on_one_stream_slot_collide() -> None:
-    with pytest.raises(SimulationError, match="stream conflict"):
+def test_two_reads_of_one_slice_in_one_cycle_collide_on_its_port() -> None:
+    """(They would also put two values on one stream slot; the port is checked first.)"""
+    with pytest.raises(SimulationError, match="port conflict: the read port of MEM.W0"):
         simulate(program([read(3), read(3), write(10)]), INPUTS)
+
+
+def test_a_vector_read_holds_the_port_for_its_words() -> None:
+    """An f32 vector is 4 words: a second read of the slice 3 cycles later still finds the port held."""
+    with pytest.raises(SimulationError, match="port conflict"):
+        simulate(program([read(0), read(3, stream=Stream("E", 4, 4)), write(20)]), INPUTS)
 
 
 def test_a_vxm_op_reads_both_operands_in_its_issue_cycle() -> None:
