@@ -227,18 +227,26 @@ def _lead(counts: ProgramCounts, reports, machine: GpuMachine) -> str:
     groups: dict[str, Cost] = {}
     for report in reports:
         binding = report.cost.binding or "compute"
-        group = "compute" if binding == "compute" else "memory" if binding.startswith("mem:") else binding
-        groups[group] = groups.get(group, Cost()) + report.cost
+        groups[binding] = groups.get(binding, Cost()) + report.cost
     parts = []
-    for group, phrase in (("compute", "compute-bound kernels ({} FLOP/B, above the ridge)"),
-                          ("memory", "memory-bound kernels ({} FLOP/B, below the ridge)"),
-                          ("launch", "launch overhead"), ("interconnect", "NVLink messages")):
+    levels = sorted(g for g in groups if g.startswith("mem:"))
+    for group in ["compute", *levels, "launch", "interconnect"]:
         cost = groups.get(group)
         if cost is None or not total.latency or cost.latency < 0.005 * total.latency:
             continue
-        hbm = cost.bytes.get("mem:hbm")
-        intensity = f"{cost.flops_executed / hbm:.3g}" if hbm else "inf"
-        parts.append(f"{cost.latency / total.latency:.0%} in " + phrase.format(intensity))
+        share = f"{cost.latency / total.latency:.0%} in "
+        if group == "launch":
+            parts.append(share + "launch overhead")
+        elif group == "interconnect":
+            parts.append(share + "NVLink messages")
+        else:
+            # Intensity against HBM, placed against the ridge as it is (an L2- or smem-bound kernel can
+            # sit on either side of the HBM ridge).
+            hbm = cost.bytes.get("mem:hbm")
+            intensity = cost.flops_executed / hbm if hbm else math.inf
+            side = "above" if intensity >= ridge else "below"
+            what = "compute-bound" if group == "compute" else f"{group[4:].upper()}-bound"
+            parts.append(share + f"{what} kernels ({intensity:.3g} FLOP per HBM byte, {side} the ridge)")
     text = (f"ridge {ridge:.3g} FLOP/B ({'tensor cores' if tensor else 'CUDA cores'} {precision} at {fraction:g} x "
             f"{format_si(peak, 'FLOP/s')} vs HBM at {machine.memory_fraction:g} x "
             f"{format_si(machine.hbm_bandwidth, 'B/s')}): " + ", ".join(parts))

@@ -107,7 +107,7 @@ def test_decode_is_memory_bound_and_prefill_compute_bound() -> None:
         assert report.binding == "mem:hbm", report.explanation
         assert "read from HBM each step" in report.explanation
         assert "memory-bound at 0.85 x " in report.explanation  # the rate the model used, not the headline
-        assert _share(report.explanation, "memory-bound kernels") > 0.5, report.explanation
+        assert _share(report.explanation, "HBM-bound kernels") > 0.5, report.explanation
     h100, h200 = decode.reports
     assert h200.latency < h100.latency  # the same chip with faster HBM
     prefill = run_comparison("examples/llama_prefill.nk", ["gpu:h100", "gpu:h200"], [],
@@ -120,7 +120,7 @@ def test_decode_is_memory_bound_and_prefill_compute_bound() -> None:
 
 def _share(explanation: str, what: str) -> float:
     """The share of the time the report's why-line gives to `what` ("58% in compute-bound kernels ...")."""
-    match = re.search(rf"(\d+)% in {what} \(([\d.e+]+) FLOP/B", explanation)
+    match = re.search(rf"(\d+)% in {what} \(([\d.e+]+) FLOP per HBM byte, (above|below) the ridge", explanation)
     return int(match.group(1)) / 100 if match else 0.0
 
 
@@ -165,3 +165,13 @@ def test_compare_prints_gpu_reports(niche_main) -> None:
         for kernel in report["kernels"]:
             assert {"compute", "mem:hbm", "launch"} <= set(kernel["cost"]["time"])
             assert "blocks x" in kernel["note"]
+
+
+def test_the_why_line_places_each_kernel_group_on_the_right_side_of_the_ridge() -> None:
+    prefill = run_comparison("examples/llama_prefill.nk", ["gpu:h200"], [], {**LLAMA_70B, "L": 2, "B": 1, "S": 512})
+    text = prefill.reports[0].explanation
+    ridge = float(re.search(r"ridge ([\d.]+) FLOP/B", text).group(1))
+    groups = re.findall(r"\d+% in [\w-]+ kernels \(([\d.e+]+) FLOP per HBM byte, (above|below) the ridge\)", text)
+    assert groups, text
+    for intensity, side in groups:
+        assert (float(intensity) >= ridge) == (side == "above"), text
