@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from compiler import __version__
-from compiler.diagnostics import InternalError, NicheError
+from compiler.diagnostics import ArgumentError, InternalError, NicheError
 from ir.dtypes import parse_dtype
 from passes.flags import add_pass_arguments, pass_options
 
@@ -66,6 +66,10 @@ def add_program_arguments(parser: argparse.ArgumentParser, target_default: str =
                              "see their data (sparsify, prune) and they are no longer inputs (docs/sparsity.md)")
     parser.add_argument("--mesh", metavar="RxC",
                         help="wse target: the PE mesh to lay the program out on and simulate (default 16x16)")
+    parser.add_argument("--chips", type=int, metavar="N",
+                        help="lpu target: place the program on exactly N chips (default: as few as hold it)")
+    parser.add_argument("--partition", choices=("auto", "tensor", "pipeline"), default="auto",
+                        help="lpu target: how --chips spreads the program (default: auto)")
     add_pass_arguments(parser)
 
 
@@ -76,6 +80,12 @@ def compile_options(args: argparse.Namespace) -> dict:
         options["weights"] = args.weights
     if getattr(args, "mesh", None) is not None:
         options["mesh"] = args.mesh  # a target option (CompileOptions.extra)
+    if getattr(args, "chips", None) is not None:
+        if args.chips < 1:
+            raise ArgumentError(f"--chips must be at least 1, got {args.chips}")
+        options["chips"] = args.chips  # CompileOptions.chips / .partition
+    if getattr(args, "partition", "auto") != "auto":
+        options["partition"] = args.partition
     return options
 
 

@@ -43,7 +43,7 @@ class Build:
 def build_program(graph: Graph, machine: LpuMachine, options: dict[str, Any] | None = None) -> Build:
     options = options or {}
     plan = make_plan(graph, options)
-    part = partition(plan, machine, options.get("chips"))
+    part = partition(plan, machine, options.get("chips"), strategy=options.get("partition", "auto"))
     jobs: list[Job] = []
     homes = Homes(machine, part.chips, jobs)
     for name, info in plan.tensors.items():

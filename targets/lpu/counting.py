@@ -183,7 +183,8 @@ class _Counter:
     def __init__(self, graph: Graph, machine: LpuMachine, options: dict[str, Any]) -> None:
         self.machine = machine
         self.plan = make_plan(graph, options, evaluate=False)
-        self.partition = partition(self.plan, machine, options.get("chips"))
+        self.partition = partition(self.plan, machine, options.get("chips"),
+                                   strategy=options.get("partition", "auto"))
         self.homes = DryHomes(self.plan, machine)
         self.builder = TreeBuilder(self.plan, machine, self.homes, MapTable())
         self.held: dict[str, Counter] = {}  # tensor -> chip -> vectors it holds

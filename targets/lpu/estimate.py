@@ -132,14 +132,12 @@ def _cost(plan: Plan, stage: Stage, count: StageCount, cycles: float, machine: L
 
 def _placement(part: Partition, machine: LpuMachine, plan: Plan) -> Placement:
     tp = max(part.tensor_parallel.values(), default=1)
-    strategy = "single" if part.chips == 1 else ("tensor+pipeline" if part.tensor_parallel else "pipeline")
-    stages = part.chips - sum(w - 1 for w in part.tensor_parallel.values())
     resident = float(sum(part.chip_bytes))
     weights = sum(info.layout.nbytes for info in plan.tensors.values() if info.role == "weight")
     reason = (f"{part.chips} chip(s): {mib(weights)} of weights and {mib(resident - weights)} of other tensors "
               f"in SRAM (no DRAM), {mib(machine.sram_bytes * machine.usable_sram_fraction)} usable per chip; "
               f"{part.reason}")
-    return Placement(strategy, part.chips, part.chips, tp, max(1, stages), resident,
+    return Placement(part.strategy, part.chips, part.chips, tp, max(1, part.pipeline_stages), resident,
                      machine.sram_bytes * machine.usable_sram_fraction, True, reason)
 
 
@@ -209,10 +207,11 @@ def _refused(artifact: LpuArtifact, message: str, options: dict) -> CostReport:
     needed = 0
     try:
         plan = make_plan(artifact.graph, options, evaluate=False)
-        needed = partition(plan, artifact.machine, sizing=True).needed
+        needed = partition(plan, artifact.machine, sizing=True, strategy=artifact.options.partition).needed
     except TargetError:
         pass
-    placement = Placement("none", 0, needed, 1, 1, 0.0,
+    asked = artifact.options.chips or 0  # the chips asked for (--chips), when a count was
+    placement = Placement("none", asked, needed, 1, 1, 0.0,
                           artifact.machine.sram_bytes * artifact.machine.usable_sram_fraction, False,
                           message.replace("error: ", "").replace("lpu target: ", ""))
     return build_report(artifact.target, artifact.spec, count_graph(artifact.graph), PartitionPlan(placement), [])

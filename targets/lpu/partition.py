@@ -45,6 +45,9 @@ class Partition:
     tensor_parallel: dict[int, int] = field(default_factory=dict)  # stage index -> chips it spans
     needed: int = 0  # chips the program needs (equal to `chips` unless refused)
     refused: str = ""  # why the program cannot be placed (then `needed` is a lower bound), or ""
+    strategy: str = "single"  # single, pipeline, tensor, tensor+pipeline (none when refused)
+    pipeline_stages: int = 1
+    starts: tuple[int, ...] = ()  # stage indices that begin a new chip (not counting split matmuls)
 
 
 class _Unsplittable(Exception):
@@ -269,14 +272,33 @@ class _Chips:
             self.held[chip][name] = _merge(self.held[chip].get(name, []) + self.wanted(name, ranges, exact))
 
 
-def partition(plan: Plan, machine: LpuMachine, max_chips: int | None = None, sizing: bool = False) -> Partition:
-    """Chips for the plan's stages (see the module docstring). A program that cannot be placed raises a
-    `TargetError` saying what it needs, unless `sizing`: then the partition comes back with `refused`
-    set and `needed` the fewest chips it could take."""
+def partition(plan: Plan, machine: LpuMachine, chips: int | None = None, sizing: bool = False,
+              strategy: str = "auto") -> Partition:
+    """Chips for the plan's stages (see the module docstring). `chips`: exactly that many (None: as few
+    as hold the program); `strategy` ("auto", "pipeline", "tensor"): see `targets.lpu.spread`. A program
+    that cannot be placed raises a `TargetError` saying what it needs, unless `sizing`: then the
+    partition comes back with `refused` set and `needed` the fewest chips it could take."""
+    from targets.lpu.spread import place
     capacity = int(machine.sram_bytes * machine.usable_sram_fraction)
+    result = place(plan, capacity, chips, strategy)
+    if result.refused and not sizing:
+        raise TargetError(result.refused)
+    return result
+
+
+def pack(plan: Plan, capacity: int, budget: int | None = None, cuts: frozenset[int] = frozenset(),
+         split: bool = True) -> Partition:
+    """Stages in program order onto as few chips as hold them: a new chip when the current one would pass
+    `budget` bytes (default `capacity`) or at a stage index in `cuts`; a stage alone over `budget` is split
+    by output columns when `split`, else refused. Never raises: a refusal is in the result's `refused`."""
+    budget = capacity if budget is None else budget
+    for stage in plan.stages:
+        stage.chip = 0
+        stage.chunk_chips.clear()
     chips = _Chips(plan)
     produced: dict[str, list[tuple[int, int, int]]] = {}
     tensor_parallel: dict[int, int] = {}
+    starts: list[int] = []
     reason = "the program fits one chip"
     refusals: list[str] = []
     chip = 0
@@ -284,30 +306,57 @@ def partition(plan: Plan, machine: LpuMachine, max_chips: int | None = None, siz
         reads = read_ranges(plan, stage)
         out = plan.tensors[stage.output].layout.vectors
         wanted = {**reads, stage.output: [(0, out)]}
-        if chips.load[chip] + chips.need(chip, wanted) > capacity:
+        if stage.index in cuts and chips.load[chip] > 0:
+            chip = chips.new()
+            starts.append(stage.index)
+        if chips.load[chip] + chips.need(chip, wanted) > budget:
             alone = chips.alone(wanted)
-            if alone <= capacity:
+            if alone <= budget:
                 if chips.load[chip] > 0:
                     chip = chips.new()
+                    starts.append(stage.index)
                 reason = (f"the program's tensors do not fit one chip's {mib(capacity)} of SRAM: its stages are "
                           "pipelined across chips")
             else:
                 try:
-                    chip = _split(plan, stage, chips, capacity, produced, chip)
+                    if not split:
+                        raise _Unsplittable(f"stage {stage.output} needs more SRAM than one chip and the pipeline "
+                                            "partition does not split stages (partition auto or tensor does)")
+                    chip = _split(plan, stage, chips, budget, produced, chip)
                 except _Unsplittable as error:
-                    refusals.append(f"{error} (it alone needs {mib(alone)}, one chip holds {mib(capacity)})")
-                    chip = _reserve(chips, chip, stage.output, out, alone, capacity)
+                    refusals.append(f"{error} (it alone needs {mib(alone)}, one chip holds {mib(budget)})")
+                    chip = _reserve(chips, chip, stage.output, out, alone, budget)
                     stage.chip = chip
                     produced[stage.output] = [(chip, 0, out)]
                     continue
                 tensor_parallel[stage.index] = len(set(stage.chunk_chips.values()))
-                reason = (f"stage {stage.output} alone needs {mib(alone)}, more than one chip's {mib(capacity)} of "
+                room = f"one chip's {mib(budget)}" if budget == capacity else f"the {mib(budget)} each chip is given"
+                reason = (f"stage {stage.output} alone needs {mib(alone)}, more than {room} of "
                           "SRAM: its matmul is split by output columns (tensor parallel) and the stages are "
                           "pipelined across chips")
                 continue
         stage.chip = chip
         chips.put(chip, wanted)
         produced[stage.output] = [(chip, 0, out)]
+    ranges = home_parameters(plan, chips, produced)
+    needed = len(chips.load)
+    if needed > 1 and reason == "the program fits one chip":
+        reason = "stages are pipelined across chips"
+    strategy = "single" if needed == 1 else ("tensor+pipeline" if tensor_parallel else "pipeline")
+    stages = max(1, needed - sum(w - 1 for w in tensor_parallel.values()))
+    if refusals:
+        total = sum(info.layout.nbytes for info in plan.tensors.values())
+        refused = (f"lpu target: {refusals[0]}; so the program cannot be placed on any number of chips (it "
+                   f"would take {needed} chips, {mib(total)} of tensors, were that stage split evenly)")
+        return Partition(0, ranges, chips.load, refused, tensor_parallel, needed, refused, "none", 0, tuple(starts))
+    return Partition(needed, ranges, chips.load, reason, tensor_parallel, needed, "", strategy, stages,
+                     tuple(starts))
+
+
+def home_parameters(plan: Plan, chips: _Chips, produced: dict[str, list[tuple[int, int, int]]]
+                    ) -> dict[str, list[tuple[int, int, int]]]:
+    """Where every tensor lives: values where their stages wrote them, parameters where they are read
+    (a parameter nothing reads goes to chip 0)."""
     ranges: dict[str, list[tuple[int, int, int]]] = dict(produced)
     for name, info in plan.tensors.items():
         if info.role == "value":
@@ -318,65 +367,70 @@ def partition(plan: Plan, machine: LpuMachine, max_chips: int | None = None, siz
             entries = [(0, 0, info.layout.vectors)]
             chips.put(0, {name: [(0, info.layout.vectors)]})
         ranges[name] = entries
-    needed = len(chips.load)
-    if needed > 1 and reason == "the program fits one chip":
-        reason = "stages are pipelined across chips"
-    if refusals:
-        total = sum(info.layout.nbytes for info in plan.tensors.values())
-        refused = (f"lpu target: {refusals[0]}; so the program cannot be placed on any number of chips (it "
-                   f"would take {needed} chips, {mib(total)} of tensors, were that stage split evenly)")
-        if not sizing:
-            raise TargetError(refused)
-        return Partition(0, ranges, chips.load, refused, tensor_parallel, needed, refused)
-    result = Partition(needed, ranges, chips.load, reason, tensor_parallel, needed)
-    if max_chips is not None and needed > max_chips:
-        total = sum(info.layout.nbytes for info in plan.tensors.values())
-        raise TargetError(f"lpu target: the program needs {needed} chips ({mib(total)} of tensors, "
-                          f"{mib(capacity)} of SRAM per chip), more than chips={max_chips} allows")
-    return result
+    return ranges
 
 
-def _split(plan: Plan, stage: Stage, chips: _Chips, capacity: int,
-           produced: dict[str, list[tuple[int, int, int]]], chip: int) -> int:
-    """Spread a matmul stage over fresh chips by n-chunks; returns the last chip used."""
-    if stage.kind != "matmul":
-        raise _Unsplittable(f"stage {stage.output} ({plan.graph.node(stage.node).op}) needs more SRAM than one "
-                            "chip and only matmuls can be split across chips")
-    graph = plan.graph
-    b = graph.operands(stage.anchor)[1]
-    b_shape = graph.node(b).type.shape
-    if math.prod(b_shape[:-2]) != 1:
-        raise _Unsplittable(f"the batched matmul writing {stage.output} is too large for one chip and only "
-                            "matmuls with one weight matrix are split across chips")
+def put_chunks(plan: Plan, stage: Stage, chips: _Chips, groups: list[range], targets: list[int],
+               others: dict[str, list[Range]], produced: dict[str, list[tuple[int, int, int]]]) -> None:
+    """Place a matmul's n-chunk `groups` on `targets`: each chip holds its columns' weights, the other
+    inputs, and its share of the result."""
     lanes = plan.tensors[stage.output].layout.lanes
-    n = b_shape[-1]
-    n_chunks = math.ceil(n / lanes)
+    n = plan.graph.node(plan.graph.operands(stage.anchor)[1]).type.shape[-1]
     out_layout = plan.tensors[stage.output].layout
-    others = read_ranges(plan, stage, skip_weights_of=stage.anchor)
-    fixed = chips.alone(others)
-    share_bytes = out_layout.rows * out_layout.width * lanes  # one n-chunk of the result
-    weights0 = weight_ranges(plan, stage, 0, min(n, lanes))
-    one = chips.alone(weights0) + share_bytes  # what one n-chunk adds (every chunk alike)
-    if fixed + one > capacity:
-        raise _Unsplittable(f"the matmul writing {stage.output} cannot be split finely enough: one 320-column "
-                            f"slice of its weights with its inputs needs {mib(fixed + one)}")
-    per_chip = max(1, min(n_chunks - 1, (capacity - fixed) // one))
-    groups = [range(first, min(n_chunks, first + per_chip)) for first in range(0, n_chunks, per_chip)]
-    needs = [(weight_ranges(plan, stage, g.start * lanes, min(n, g.stop * lanes)), 0) for g in groups]
-    target = chip if chips.load[chip] == 0 else chips.new()
     outputs = []
-    for index, (group, (weights, _)) in enumerate(zip(groups, needs)):
-        if index:
-            target = chips.new()
+    for group, target in zip(groups, targets):
         for nb in group:
             stage.chunk_chips[nb] = target
+        weights = weight_ranges(plan, stage, group.start * lanes, min(n, group.stop * lanes))
         chips.put(target, {**others, **weights})
         rows = [(row * out_layout.chunks + group.start, len(group)) for row in range(out_layout.rows)]
         chips.put(target, {stage.output: [(first, first + count) for first, count in rows]}, exact=True)
         outputs.extend((target, first, count) for first, count in rows)
     produced[stage.output] = outputs
     stage.chip = stage.chunk_chips[0]
-    return target
+
+
+def unsplittable(plan: Plan, stage: Stage) -> str:
+    """Why a stage cannot be split by output columns across chips, or "" when it can."""
+    if stage.kind != "matmul":
+        return (f"stage {stage.output} ({plan.graph.node(stage.node).op}) needs more SRAM than one chip and only "
+                "matmuls can be split across chips")
+    b_shape = plan.graph.node(plan.graph.operands(stage.anchor)[1]).type.shape
+    if math.prod(b_shape[:-2]) != 1:
+        return (f"the batched matmul writing {stage.output} is too large for one chip and only matmuls with one "
+                "weight matrix are split across chips")
+    return ""
+
+
+def n_chunks(plan: Plan, stage: Stage) -> int:
+    """The 320-column slices of a matmul stage's result."""
+    n = plan.graph.node(plan.graph.operands(stage.anchor)[1]).type.shape[-1]
+    return math.ceil(n / plan.tensors[stage.output].layout.lanes)
+
+
+def _split(plan: Plan, stage: Stage, chips: _Chips, capacity: int,
+           produced: dict[str, list[tuple[int, int, int]]], chip: int) -> int:
+    """Spread a matmul stage over fresh chips by n-chunks; returns the last chip used."""
+    why = unsplittable(plan, stage)
+    if why:
+        raise _Unsplittable(why)
+    lanes = plan.tensors[stage.output].layout.lanes
+    n = plan.graph.node(plan.graph.operands(stage.anchor)[1]).type.shape[-1]
+    chunks = n_chunks(plan, stage)
+    out_layout = plan.tensors[stage.output].layout
+    others = read_ranges(plan, stage, skip_weights_of=stage.anchor)
+    fixed = chips.alone(others)
+    share_bytes = out_layout.rows * out_layout.width * lanes  # one n-chunk of the result
+    one = chips.alone(weight_ranges(plan, stage, 0, min(n, lanes))) + share_bytes  # every chunk alike
+    if fixed + one > capacity:
+        raise _Unsplittable(f"the matmul writing {stage.output} cannot be split finely enough: one 320-column "
+                            f"slice of its weights with its inputs needs {mib(fixed + one)}")
+    per_chip = max(1, min(chunks - 1, (capacity - fixed) // one))
+    groups = [range(first, min(chunks, first + per_chip)) for first in range(0, chunks, per_chip)]
+    first_target = chip if chips.load[chip] == 0 else chips.new()
+    targets = [first_target] + [chips.new() for _ in groups[1:]]
+    put_chunks(plan, stage, chips, groups, targets, others, produced)
+    return targets[-1]
 
 
 def _reserve(chips: _Chips, chip: int, output: str, vectors: int, alone: int, capacity: int) -> int:

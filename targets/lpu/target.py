@@ -14,7 +14,9 @@ Options (`CompileOptions.extra`, e.g. `compile(path, target="lpu", sram_bytes=2*
   or "fp16" (the MXM's fast path: f32 operands rounded to fp16, fp32 accumulation);
 * `sram_bytes`: SRAM per chip (default the spec's 220 MiB); smaller values force multi-chip partitions;
 * `max_instructions`: the largest program scheduled instruction by instruction (default 2,000,000).
-`CompileOptions.chips` caps the number of chips (the program is refused when it needs more).
+`CompileOptions.chips` (`--chips N`) places the program on exactly N chips and `CompileOptions.partition`
+(`--partition auto|pipeline|tensor`) chooses how (`targets.lpu.spread`); a program N chips cannot hold is
+refused with the count it needs.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 from ir.graph import Graph
 from targets.base import CompileOptions, TargetError
 from targets.lpu.machine import DEFAULT_SPEC, LpuMachine, machine_from_spec
+from targets.lpu.spread import STRATEGIES
 
 if TYPE_CHECKING:
     from targets.cost import CostReport
@@ -44,9 +47,10 @@ class LpuOptions:
     sram_bytes: int | None = None
     max_instructions: int = DEFAULT_MAX_INSTRUCTIONS
     chips: int | None = None
+    partition: str = "auto"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"mxm_precision": self.mxm_precision, "chips": self.chips}
+        return {"mxm_precision": self.mxm_precision, "chips": self.chips, "partition": self.partition}
 
 
 def parse_options(options: CompileOptions) -> LpuOptions:
@@ -67,7 +71,10 @@ def parse_options(options: CompileOptions) -> LpuOptions:
     chips = getattr(options, "chips", None)
     if chips is not None and (not isinstance(chips, int) or chips < 1):
         raise TargetError(f"chips must be a positive integer, got {chips!r}")
-    return LpuOptions(precision, sram, limit, chips)
+    strategy = getattr(options, "partition", None) or "auto"
+    if strategy not in STRATEGIES:
+        raise TargetError(f"unknown partitioning strategy '{strategy}' (strategies: {', '.join(STRATEGIES)})")
+    return LpuOptions(precision, sram, limit, chips, strategy)
 
 
 class LpuArtifact:
