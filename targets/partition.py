@@ -134,11 +134,15 @@ def _cut_stages(owned: list[float], work: list[float], ways: list[int], capacity
     n = len(owned)
     result = [0] * n
     per = [owned[k] / ways[k] for k in range(n)]
-    if stages is not None:
-        total = sum(per) or 1.0
+    if stages is not None:  # balanced by bytes, but every stage gets a kernel (no idle chip): the caller
+        total = sum(per) or 1.0  # asks for at most n stages
         running = 0.0
         for k in range(n):
-            result[k] = min(stages - 1, int(running / total * stages))
+            wanted = int(running / total * stages)
+            previous = result[k - 1] if k else 0
+            lowest = max(previous, stages - (n - k))  # enough kernels left for the stages after this one
+            highest = min(previous + 1 if k else 0, stages - 1)  # stages are contiguous
+            result[k] = min(max(wanted, lowest), highest)
             running += per[k]
         return result
     stage, held, peak = 0, 0.0, 0.0
@@ -161,6 +165,7 @@ def plan_partition(counts: ProgramCounts, spec: HardwareSpec, chips: int | None 
         raise ValueError(f"unknown partitioning strategy '{strategy}' (strategies: {', '.join(STRATEGIES)})")
     plan = _plan(counts, spec, chips, strategy)
     if not plan.placement.fits and chips is not None:
+        plan = replace(plan, placement=replace(plan.placement, chips=chips))  # the count it was refused on
         fewest = _plan(counts, spec, None, strategy).placement
         if fewest.fits:
             placement = replace(plan.placement, chips_needed=fewest.chips,
@@ -181,6 +186,10 @@ def _plan(counts: ProgramCounts, spec: HardwareSpec, chips: int | None, strategy
     if isinstance(choice, str):
         return _not_fitting(resident, capacity, needed, choice)
     tensor, stage_count = choice
+    if stage_count is not None and stage_count > len(counts.kernels):
+        return _not_fitting(resident, capacity, needed, f"the program's {len(counts.kernels)} kernel(s) can be cut "
+                            f"into at most {len(counts.kernels)} pipeline stage(s), so it cannot be pipelined over "
+                            f"{stage_count * tensor} chips")
     while True:
         ways = [tensor if s else 1 for s in sharded]
         stages = _cut_stages(owned, work, ways, capacity, stage_count)

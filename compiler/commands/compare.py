@@ -198,7 +198,10 @@ def _cells(report: CostReport) -> dict[str, str]:
     if report.fits:
         cells["chips"] = f"{placement.chips} ({placement.strategy})"
     else:
-        cells["chips"] = f"needs {placement.chips_needed}" if placement.chips_needed > 0 else "-"
+        if placement.chips_needed > max(placement.chips, 0):
+            cells["chips"] = f"needs {placement.chips_needed}"
+        else:  # enough chips, but not a layout over the count asked for (the reason says why)
+            cells["chips"] = f"not on {placement.chips}" if placement.chips > 0 else "-"
     return cells
 
 

@@ -102,7 +102,7 @@ def test_a_model_too_big_for_one_chip_is_split_tensor_parallel() -> None:
 def test_a_model_that_does_not_fit_the_chips_given_says_what_it_needs() -> None:
     plan = plan_partition(mlp_counts(12 * GB), SPEC, chips=1)
     placement = plan.placement
-    assert not placement.fits and placement.chips == 0
+    assert not placement.fits and placement.chips == 1  # the count it was refused on
     assert placement.chips_needed == 4
     assert "does not fit" in placement.reason and "fits on 4" in placement.reason
     assert not plan_partition(mlp_counts(12 * GB), SPEC, chips=2, strategy="tensor").placement.fits
@@ -154,3 +154,16 @@ def test_priced_kernels_are_split_and_messages_follow_their_kernel() -> None:
 def test_unknown_strategy_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown partitioning strategy"):
         plan_partition(mlp_counts(GB), SPEC, strategy="diagonal")
+
+
+def test_pipeline_over_more_chips_than_kernels_is_refused_and_no_stage_is_empty() -> None:
+    counts = mlp_counts(1 * GB)
+    kernels = len(counts.kernels)
+    too_many = plan_partition(counts, SPEC, chips=kernels + 1, strategy="pipeline").placement
+    assert not too_many.fits and too_many.chips == kernels + 1
+    assert f"at most {kernels} pipeline stage(s)" in too_many.reason
+    for chips in range(2, kernels + 1):
+        plan = plan_partition(counts, SPEC, chips=chips, strategy="pipeline")
+        assert plan.placement.fits and plan.placement.pipeline_stages == chips
+        assert sorted(set(plan.stages)) == list(range(chips))  # every chip holds a kernel, in order
+        assert list(plan.stages) == sorted(plan.stages)
