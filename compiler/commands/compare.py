@@ -154,7 +154,7 @@ def run_compare(args: argparse.Namespace) -> int:
         print(f"niche: wrote {args.plot}", file=sys.stderr)
     for failed in comparison.errors:
         print(f"niche: {failed.error}", file=sys.stderr)
-        print(f"niche: this is a bug in Niche ({failed.target}'s column is left empty); rerun with --debug for "
+        print(f"niche: this is a bug in Niche ({failed.target}'s column says 'internal error'); rerun with --debug for "
               "the traceback", file=sys.stderr)
         if getattr(args, "debug", False) and failed.cause is not None:
             import traceback
