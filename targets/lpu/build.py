@@ -55,6 +55,9 @@ def build_program(graph: Graph, machine: LpuMachine, options: dict[str, Any] | N
     builder = TreeBuilder(plan, machine, homes, maps)
     for stage in plan.stages:
         first = len(jobs)
+        for chip, copies in sorted(stage.copies.items()):
+            for name, ranges in sorted(copies.items()):
+                homes.copy(name, ranges, chip)
         LOWERINGS[stage.kind](builder, stage, jobs)
         for job in jobs[first:]:
             job.tag = stage.index
@@ -73,7 +76,7 @@ def _notes(plan: Plan, part: Partition, machine: LpuMachine, homes: Homes) -> li
     notes = [f"chips: {part.chips} ({part.reason})"]
     for chip in range(part.chips):
         used = homes.memory[chip].words_used * machine.word_bytes
-        stages = [s.output for s in plan.stages if s.chip == chip or chip in s.chunk_chips.values()]
+        stages = [s.output for s in plan.stages if chip in s.all_chips()]
         shown = ", ".join(stages[:8]) + (f", ... ({len(stages)} stages)" if len(stages) > 8 else "")
         notes.append(f"chip c{chip}: {used / 2**20:.3f} of {machine.sram_bytes / 2**20:.3f} MiB SRAM; "
                      f"stages {shown or '(none)'}")
@@ -82,6 +85,9 @@ def _notes(plan: Plan, part: Partition, machine: LpuMachine, homes: Homes) -> li
             chips = sorted(set(stage.chunk_chips.values()))
             notes.append(f"tensor parallel: {stage.output} split by output columns over chips "
                          + ", ".join(f"c{c}" for c in chips))
+        if stage.batch_chips:
+            notes.append(f"batch split: {stage.output} split by its leading axis over chips "
+                         + ", ".join(f"c{c} [{first}:{end}]" for first, end, c in stage.batch_chips))
     if homes.transferred_bytes:
         notes.append(f"C2C traffic: {homes.transferred_bytes / 2**20:.3f} MiB")
     return notes

@@ -197,7 +197,7 @@ class _Counter:
         stages = []
         memo: dict[tuple, StageCount] = {}
         for stage in self.plan.stages:
-            chips = tuple(sorted(set(stage.chunk_chips.values()) | {stage.chip}))
+            chips = stage.all_chips()
             body = StageCount(stage.index, stage.output, stage.kind, chips)
             signature = self._signature(stage, chips)
             if signature in memo:
@@ -205,7 +205,8 @@ class _Counter:
             else:
                 {"compute": self._compute, "reduce": self._reduce, "matmul": self._matmul,
                  "transpose": self._transpose}[stage.kind](stage, body)
-                memo[signature] = body
+                memo[signature] = StageCount(stage.index, stage.output, stage.kind, chips)
+                _copy_counts(body, memo[signature])  # before the copies below, which are this stage's own
             self._transfers(stage, chips, body)
             stages.append(body)
         return ProgramCount(self.plan.graph.name, self.plan, self.partition, stages)
@@ -263,6 +264,10 @@ class _Counter:
         chip, each pair of chips over its own links."""
         machine = self.machine
         pairs: Counter = Counter()
+        if stage.batch_chips:
+            self._copies(stage, result, pairs)
+            result.c2c_cycles = max(pairs.values(), default=0)
+            return
         for name in read_ranges(self.plan, stage):
             info = self.plan.tensors[name]
             if info.role != "value":
@@ -284,6 +289,29 @@ class _Counter:
                 result.c2c_bytes += vectors * nbytes
                 held[chip] = info.layout.vectors
         result.c2c_cycles = max(pairs.values(), default=0)
+
+    def _copies(self, stage: Stage, result: StageCount, pairs: Counter) -> None:
+        """The slices of values a batch-split stage's chips copy in (`Stage.copies`, as `Homes.copy` makes
+        them), each vector sent by the chip whose stage wrote it (`Homes` copies from there)."""
+        machine = self.machine
+        for chip, names in sorted(stage.copies.items()):
+            for name, ranges in sorted(names.items()):
+                info = self.plan.tensors[name]
+                held = self.held.setdefault(name, Counter())
+                nbytes = info.layout.width * info.layout.lanes
+                vectors = sum(end - first for first, end in ranges)
+                for source, first, count in self.partition.ranges.get(name, []):
+                    if source == chip:
+                        continue
+                    overlap = sum(max(0, min(end, first + count) - max(lo, first)) for lo, end in ranges)
+                    pairs[(source, chip)] += overlap * machine.c2c_cycles(nbytes)
+                result.transfers += vectors
+                result.ops.update({"READ": vectors, "SEND": vectors, "RECV": vectors, "WRITE": vectors})
+                result.read_words += vectors * info.layout.width
+                result.write_words += vectors * info.layout.width
+                result.link_cycles += vectors * machine.c2c_cycles(nbytes)
+                result.c2c_bytes += vectors * nbytes
+                held[chip] += vectors
 
     def _sampled(self, result: StageCount, count: int, make) -> None:
         samples = _samples(count)
@@ -341,7 +369,8 @@ class _Counter:
         result.planes = max(1, min(chains, 2 * machine.mxm_planes_per_hemisphere * len(result.chips)))
         result.precision = lowering.precision
         chain = ("MXM", stage.chip, 0)
-        some_batch = min(groups)
+        some_group = min(groups)
+        some_batch = some_group[0]
         out_rows = sum(len(rows) for rows in groups.values())
         k_chunks, n_chunks = lowering.k_chunks, lowering.n_chunks
         loads = sum(t * k_chunks * lowering.n for t in tiles.values())
@@ -351,7 +380,7 @@ class _Counter:
             result.add(tree, loads / len(load_samples), machine)
         load_depth = tree_depth(machine, tree)
         result.add(VOp("IW", stage.chip, chain=chain, busy=machine.mxm_install_cycles), chains * k_chunks, machine)
-        rows = groups[some_batch]
+        rows = groups[some_group]
         partial = out_rows * n_chunks * (k_chunks - 1)
         if partial:
             picks = _samples(len(rows))

@@ -245,7 +245,7 @@ def _scheduled_kernels(build: Build, machine: LpuMachine) -> tuple[list[KernelRe
         front = max(front, ends[key])
     kernels, counts = [], []
     for stage in plan.stages:
-        chips = tuple(sorted(set(stage.chunk_chips.values()) | {stage.chip}))
+        chips = stage.all_chips()
         count = StageCount(stage.index, stage.output, stage.kind, chips)
         count.precision = plan.precision.get(stage.anchor) if stage.anchor is not None else None
         _stage_from_instructions(count, by_stage.get(stage.index, []), machine)

@@ -2,7 +2,8 @@
 
 Lowering asks `locate(tensor, vector, chip)` for the MEM word to read. When the vector lives only on
 other chips (a pipeline stage reading the previous stage's result, a tensor-parallel matmul reading
-its activations), the whole tensor's missing vectors are copied to the chip once, by transfer jobs
+its activations), the whole tensor's missing vectors are copied to the chip once (a batch-split matmul's
+chip first copies only the slices it reads, with `copy`), by transfer jobs
 READ -> SEND ~link~ RECV -> WRITE, and the copy is recorded as a replica extent.
 
 Links: with n chips, chip a reaches peer b through `c2c_links_per_peer` of its 16 ports; vector v of a
@@ -70,9 +71,18 @@ class Homes:
         _, slice_name, address = decl.home(vector, chip)
         return slice_name, address
 
+    def copy(self, name: str, ranges: list[tuple[int, int]], chip: int) -> None:
+        """Copy vectors [first, end) of each range of a tensor to `chip` (those it lacks), ahead of a stage
+        that reads only that part of it (a batch-split matmul)."""
+        decl = self.decls[name]
+        self._copy_vectors(decl, chip, [v for first, end in ranges for v in range(first, end)
+                                        if not decl.has(v, chip)])
+
     def _replicate(self, decl: TensorDecl, chip: int) -> None:
+        self._copy_vectors(decl, chip, [v for v in range(decl.layout.vectors) if not decl.has(v, chip)])
+
+    def _copy_vectors(self, decl: TensorDecl, chip: int, missing: list[int]) -> None:
         layout = decl.layout
-        missing = [v for v in range(layout.vectors) if not decl.has(v, chip)]
         runs: list[tuple[int, int]] = []
         for v in missing:
             if runs and runs[-1][0] + runs[-1][1] == v:

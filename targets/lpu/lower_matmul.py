@@ -62,12 +62,17 @@ class MatmulLowering:
         self.bt_name = builder.plan.bt[self.matmul]
         self.tile_rows = builder.machine.mxm_accumulators
 
-    def rows_by_weights(self) -> dict[int, list[tuple[int, int]]]:
-        """B batch -> [(output row, A row)] of the output rows that use that batch's weights."""
-        rows: dict[int, list[tuple[int, int]]] = {}
-        maps = batch_maps(self.out_type.shape[:-2], self.a_shape[:-2], self.b_shape[:-2])
+    def rows_by_weights(self) -> dict[tuple[int, int], list[tuple[int, int]]]:
+        """(B batch, chip) -> [(output row, A row)] of the output rows that use that batch's weights on that
+        chip (a batch-split stage computes each index of the output's leading axis on its own chip)."""
+        rows: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        out_batch_shape = self.out_type.shape[:-2]
+        per_lead = math.prod(out_batch_shape[1:])
+        maps = batch_maps(out_batch_shape, self.a_shape[:-2], self.b_shape[:-2])
         for out_batch, (a_batch, b_batch) in enumerate(maps):
-            rows.setdefault(b_batch, []).extend((out_batch * self.m + i, a_batch * self.m + i) for i in range(self.m))
+            chip = self.stage.chip_of_batch(out_batch // per_lead) if out_batch_shape else self.stage.chip
+            rows.setdefault((b_batch, chip), []).extend((out_batch * self.m + i, a_batch * self.m + i)
+                                                        for i in range(self.m))
         return rows
 
     def weight_vector(self, b_batch: int, j: int, kb: int, chip: int) -> VOp:
@@ -118,11 +123,11 @@ class MatmulLowering:
     def jobs(self) -> list[Job]:
         machine = self.builder.machine
         jobs: list[Job] = []
-        for b_batch, rows in sorted(self.rows_by_weights().items()):
+        for (b_batch, group_chip), rows in sorted(self.rows_by_weights().items()):
             for start in range(0, len(rows), self.tile_rows):
                 tile = rows[start:start + self.tile_rows]
                 for nb in range(self.n_chunks):
-                    chip = self.stage.chip_of_chunk(nb)
+                    chip = self.stage.chip_of_chunk(nb) if self.stage.chunk_chips else group_chip
                     chain = self.builder.new_chain("MXM", chip)
                     for kb in range(self.k_chunks):
                         for j in range(nb * self.lanes, min(self.n, (nb + 1) * self.lanes)):

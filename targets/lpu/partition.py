@@ -9,13 +9,16 @@ A TSP keeps everything in its 220 MiB of SRAM, so a program whose tensors do not
   over C2C links at run time);
 * tensor parallel: a matmul whose weights alone exceed a chip is split by output columns (n-chunks of
   320) across as many chips as its weights need; each holds its share of the weights and a copy of the
-  activations, and writes its share of the result.
+  activations, and writes its share of the result;
+* batch split: a batched matmul too large for a chip (attention over many heads or users' KV caches) is
+  split by even ranges of its output's leading axis, each chip holding only the slices of both operands
+  its batches read (`targets.lpu.batch_split`).
 
 Stages fill `usable_sram_fraction` of a chip's SRAM (the spec's weight capacity fraction); the rest is
 left for copies made at run time, constants, vectors parked between jobs, and striping waste.
 `max_chips` caps the chip count: a program that needs more is refused with the size it needs. A stage
-that alone outgrows a chip and cannot be split (not a matmul, a batched matmul, a matmul whose single
-320-column slice is too big) makes the program unplaceable; packing still goes on, counting that stage
+that alone outgrows a chip and cannot be split (not a matmul, a matmul whose single 320-column slice or
+single batch is too big) makes the program unplaceable; packing still goes on, counting that stage
 as the whole chips its bytes fill, so the refusal says how many chips the program needs at least.
 Nothing here allocates or evaluates tensors: sizes come from layouts and the vectors a stage reads
 from index arithmetic at the corners of each view, so pricing a 70B model is cheap.
@@ -295,6 +298,8 @@ def pack(plan: Plan, capacity: int, budget: int | None = None, cuts: frozenset[i
     for stage in plan.stages:
         stage.chip = 0
         stage.chunk_chips.clear()
+        stage.batch_chips.clear()
+        stage.copies.clear()
     chips = _Chips(plan)
     produced: dict[str, list[tuple[int, int, int]]] = {}
     tensor_parallel: dict[int, int] = {}
@@ -329,11 +334,11 @@ def pack(plan: Plan, capacity: int, budget: int | None = None, cuts: frozenset[i
                     stage.chip = chip
                     produced[stage.output] = [(chip, 0, out)]
                     continue
-                tensor_parallel[stage.index] = len(set(stage.chunk_chips.values()))
+                tensor_parallel[stage.index] = len(stage.all_chips())
                 room = f"one chip's {mib(budget)}" if budget == capacity else f"the {mib(budget)} each chip is given"
+                how = "by batch" if stage.batch_chips else "by output columns (tensor parallel)"
                 reason = (f"stage {stage.output} alone needs {mib(alone)}, more than {room} of "
-                          "SRAM: its matmul is split by output columns (tensor parallel) and the stages are "
-                          "pipelined across chips")
+                          f"SRAM: its matmul is split {how} and the stages are pipelined across chips")
                 continue
         stage.chip = chip
         chips.put(chip, wanted)
@@ -410,8 +415,12 @@ def n_chunks(plan: Plan, stage: Stage) -> int:
 
 def _split(plan: Plan, stage: Stage, chips: _Chips, capacity: int,
            produced: dict[str, list[tuple[int, int, int]]], chip: int) -> int:
-    """Spread a matmul stage over fresh chips by n-chunks; returns the last chip used."""
+    """Spread a matmul stage over fresh chips by n-chunks (a batched matmul: by batch, see
+    `targets.lpu.batch_split`); returns the last chip used."""
+    from targets.lpu.batch_split import batch_splittable, split_by_batch
     why = unsplittable(plan, stage)
+    if why and batch_splittable(plan, stage):
+        return split_by_batch(plan, stage, chips, capacity, produced, chip)
     if why:
         raise _Unsplittable(why)
     lanes = plan.tensors[stage.output].layout.lanes
@@ -422,6 +431,8 @@ def _split(plan: Plan, stage: Stage, chips: _Chips, capacity: int,
     fixed = chips.alone(others)
     share_bytes = out_layout.rows * out_layout.width * lanes  # one n-chunk of the result
     one = chips.alone(weight_ranges(plan, stage, 0, min(n, lanes))) + share_bytes  # every chunk alike
+    if fixed + one > capacity and batch_splittable(plan, stage):
+        return split_by_batch(plan, stage, chips, capacity, produced, chip)
     if fixed + one > capacity:
         raise _Unsplittable(f"the matmul writing {stage.output} cannot be split finely enough: one 320-column "
                             f"slice of its weights with its inputs needs {mib(fixed + one)}")

@@ -58,9 +58,23 @@ class Stage:
     anchor: int | None = None  # 'matmul': the matmul node
     chip: int = 0
     chunk_chips: dict[int, int] = field(default_factory=dict)  # tensor-parallel matmul: N chunk -> chip
+    # batch-split matmul: (first, end, chip) ranges of the output's leading axis, and per chip the vector
+    # ranges of values it copies in from other chips before it runs (only the slices its batches read)
+    batch_chips: list[tuple[int, int, int]] = field(default_factory=list)
+    copies: dict[int, dict[str, list[tuple[int, int]]]] = field(default_factory=dict)
 
     def chip_of_chunk(self, chunk: int) -> int:
         return self.chunk_chips.get(chunk, self.chip)
+
+    def chip_of_batch(self, lead: int) -> int:
+        """The chip that computes index `lead` of the output's leading axis."""
+        for first, end, chip in self.batch_chips:
+            if first <= lead < end:
+                return chip
+        return self.chip
+
+    def all_chips(self) -> tuple[int, ...]:
+        return tuple(sorted(set(self.chunk_chips.values()) | {c for _, _, c in self.batch_chips} | {self.chip}))
 
 
 @dataclass

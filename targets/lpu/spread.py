@@ -88,7 +88,7 @@ def _fullest_group(plan: Plan, part: Partition) -> list[int] | None:
     """The stage indices of the fullest chip that holds two or more unsplit stages, or None."""
     groups: dict[int, list[int]] = {}
     for stage in plan.stages:
-        if not stage.chunk_chips:
+        if not stage.chunk_chips and not stage.batch_chips:
             groups.setdefault(stage.chip, []).append(stage.index)
     candidates = [chip for chip, group in groups.items() if len(group) > 1]
     if not candidates:
@@ -131,6 +131,8 @@ def _tensor_on(plan: Plan, capacity: int, count: int) -> Partition:
     for stage in plan.stages:
         stage.chip = 0
         stage.chunk_chips.clear()
+        stage.batch_chips.clear()
+        stage.copies.clear()
     chips = _Chips(plan)
     for _ in range(count - 1):
         chips.new()
