@@ -281,12 +281,7 @@ class _Counter:
                 sources = {c: n for c, n in held.items() if c != chip and n > 0}
                 for source, count in sources.items():
                     pairs[(source, chip)] += min(count, vectors) * machine.c2c_cycles(nbytes)
-                result.transfers += vectors
-                result.ops.update({"READ": vectors, "SEND": vectors, "RECV": vectors, "WRITE": vectors})
-                result.read_words += vectors * info.layout.width
-                result.write_words += vectors * info.layout.width
-                result.link_cycles += vectors * machine.c2c_cycles(nbytes)
-                result.c2c_bytes += vectors * nbytes
+                _count_copy(result, vectors, info.layout.width, nbytes, machine)
                 held[chip] = info.layout.vectors
         result.c2c_cycles = max(pairs.values(), default=0)
 
@@ -305,12 +300,7 @@ class _Counter:
                         continue
                     overlap = sum(max(0, min(end, first + count) - max(lo, first)) for lo, end in ranges)
                     pairs[(source, chip)] += overlap * machine.c2c_cycles(nbytes)
-                result.transfers += vectors
-                result.ops.update({"READ": vectors, "SEND": vectors, "RECV": vectors, "WRITE": vectors})
-                result.read_words += vectors * info.layout.width
-                result.write_words += vectors * info.layout.width
-                result.link_cycles += vectors * machine.c2c_cycles(nbytes)
-                result.c2c_bytes += vectors * nbytes
+                _count_copy(result, vectors, info.layout.width, nbytes, machine)
                 held[chip] += vectors
 
     def _sampled(self, result: StageCount, count: int, make) -> None:
@@ -408,3 +398,14 @@ def _copy_counts(source: StageCount, target: StageCount) -> None:
 def count_program(graph: Graph, machine: LpuMachine, options: dict[str, Any] | None = None) -> ProgramCount:
     """Instruction counts per stage of `graph` compiled for `machine` (nothing lowered or allocated)."""
     return _Counter(graph, machine, dict(options or {})).count()
+
+
+def _count_copy(result: StageCount, vectors: int, words: int, nbytes: int, machine: LpuMachine) -> None:
+    """`vectors` vectors of `words` words copied chip to chip: READ, SEND, RECV and WRITE each, the MEM
+    words at both ends, and the link's busy cycles and bytes."""
+    result.transfers += vectors
+    result.ops.update({"READ": vectors, "SEND": vectors, "RECV": vectors, "WRITE": vectors})
+    result.read_words += vectors * words
+    result.write_words += vectors * words
+    result.link_cycles += vectors * machine.c2c_cycles(nbytes)
+    result.c2c_bytes += vectors * nbytes

@@ -289,17 +289,22 @@ def partition(plan: Plan, machine: LpuMachine, chips: int | None = None, sizing:
     return result
 
 
+def unplace(plan: Plan) -> None:
+    """Every stage back on chip 0, unsplit: where each placement attempt starts."""
+    for stage in plan.stages:
+        stage.chip = 0
+        stage.chunk_chips.clear()
+        stage.batch_chips.clear()
+        stage.copies.clear()
+
+
 def pack(plan: Plan, capacity: int, budget: int | None = None, cuts: frozenset[int] = frozenset(),
          split: bool = True) -> Partition:
     """Stages in program order onto as few chips as hold them: a new chip when the current one would pass
     `budget` bytes (default `capacity`) or at a stage index in `cuts`; a stage alone over `budget` is split
     by output columns when `split`, else refused. Never raises: a refusal is in the result's `refused`."""
     budget = capacity if budget is None else budget
-    for stage in plan.stages:
-        stage.chip = 0
-        stage.chunk_chips.clear()
-        stage.batch_chips.clear()
-        stage.copies.clear()
+    unplace(plan)
     chips = _Chips(plan)
     produced: dict[str, list[tuple[int, int, int]]] = {}
     tensor_parallel: dict[int, int] = {}

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from targets.base import TargetError
 from targets.lpu.partition import (Partition, _Chips, home_parameters, mib, n_chunks, pack, put_chunks,
-                                   read_ranges, unsplittable)
+                                   read_ranges, unplace, unsplittable)
 from targets.lpu.plan import Plan
 
 STRATEGIES = ("auto", "pipeline", "tensor")
@@ -128,11 +128,7 @@ def _tensor_need(plan: Plan, capacity: int, start: int) -> int | None:
 
 def _tensor_on(plan: Plan, capacity: int, count: int) -> Partition:
     """Matmuls split by output columns over up to `count` chips, everything else on chip 0."""
-    for stage in plan.stages:
-        stage.chip = 0
-        stage.chunk_chips.clear()
-        stage.batch_chips.clear()
-        stage.copies.clear()
+    unplace(plan)
     chips = _Chips(plan)
     for _ in range(count - 1):
         chips.new()
