@@ -1,7 +1,8 @@
 """`niche compare --measure`: run each target's kernels and put measured time beside the model's prediction.
 
-For every priced target whose artifact can time its kernels (`time_kernels(inputs, repeats)`: the CPU
-target always, the GPU target on a machine with an NVIDIA GPU), the program is compiled for real (loop
+For every priced target that says its artifacts can time their kernels (`times_kernels`; the artifact's
+`time_kernels(inputs, repeats)`: the CPU target always, the GPU target on a machine with an NVIDIA GPU),
+the program is compiled for real (loop
 IR, native code or PTX) and priced again on that artifact, so prediction and measurement name the same
 kernels; each kernel's time is the median of a few calls on random inputs. Targets that cannot be
 measured here get a note saying why (a simulated target, no GPU, does not fit this machine); nothing is
@@ -38,6 +39,9 @@ def measure(comparison: Comparison, path: str, entry: str | None, opt_level: int
         if not report.fits:
             say(name, "the program does not fit this target, so it cannot run; measure it at a smaller size (-D)")
             continue
+        if not getattr(get_target(name), "times_kernels", False):  # decided before compiling for real
+            say(name, "its target is simulated or priced only: it cannot time kernels on hardware; nothing measured")
+            continue
         options: dict[str, Any] = dict(comparison.options.get(name, {}))
         try:
             program = compile(path, target=name, defines=comparison.defines, entry=entry, opt_level=opt_level,
@@ -46,12 +50,8 @@ def measure(comparison: Comparison, path: str, entry: str | None, opt_level: int
         except NicheError as error:
             say(name, f"cannot be compiled to run here: {_message(error)}")
             continue
-        timer = getattr(artifact, "time_kernels", None)
-        if not callable(timer):
-            say(name, f"its artifact ({artifact.description}) cannot time kernels on hardware; nothing measured")
-            continue
         try:
-            measured = timer(random_inputs(program.graph, 0), repeats)
+            measured = artifact.time_kernels(random_inputs(program.graph, 0), repeats)
         except NicheError as error:  # e.g. no NVIDIA GPU on this machine
             say(name, f"not measured: {_message(error)}")
             continue

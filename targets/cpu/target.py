@@ -76,6 +76,7 @@ def lower(graph: Graph, options: CompileOptions, build: BuildOptions) -> Lowered
 class CpuTarget:
     name = "cpu"
     options = frozenset(_OPTIONS)  # the CompileOptions.extra keys it takes (`niche compare --option`)
+    times_kernels = True  # its artifacts run on hardware and time their kernels (`niche compare --measure`)
     summary = "this machine's CPU: LLVM (llvmlite) JIT or shared library, SIMD + OpenMP threads"
     # Sparse formats its kernels run and its cost model prices (targets/cpu/schedules/sparse.py,
     # targets/sparse_cost.py); the sparsify pass reads this.

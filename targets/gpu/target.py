@@ -46,6 +46,7 @@ def check_supported(graph: Graph) -> None:
 class GpuTarget:
     name = "gpu"
     options = frozenset(_OPTIONS)  # the CompileOptions.extra keys it takes (`niche compare --option`)
+    times_kernels = True  # on a machine with an NVIDIA GPU (`niche compare --measure`)
     summary = "NVIDIA GPU: PTX (sm_80/sm_90/sm_100) through LLVM's NVPTX backend; occupancy-aware roofline model"
 
     def __init__(self, variant: str | None = None) -> None:

@@ -301,8 +301,13 @@ def test_measure_times_the_cpu_and_says_why_the_others_are_not(monkeypatch: pyte
     from targets.measure import measure
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # the cpu target's object cache
     comparison = run_comparison(MLP, ["cpu", "lpu", "wse:wse3"], [], SMALL)
+    import compiler.driver
+    compiled: list[str] = []
+    real_compile = compiler.driver.compile
+    monkeypatch.setattr(compiler.driver, "compile", lambda *a, **k: compiled.append(k["target"]) or real_compile(*a, **k))
     heard: list[str] = []
     notes = measure(comparison, MLP, None, 2, repeats=2, note=heard.append)
+    assert compiled == ["cpu"]  # targets that cannot time kernels are not compiled for real
     assert notes == heard and set(comparison.measured) == {"cpu"}
     cpu = comparison.reports[0]
     assert cpu.target == "cpu" and cpu.level == "loops"  # re-priced on the loop IR that ran
