@@ -29,6 +29,7 @@ across) and prices all-reduces from the spec's NVLink bandwidth and latency.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from ir.loops import LoopProgram
 from targets.cost import Amounts, Cost, CostReport, roofline
@@ -173,11 +174,35 @@ def estimate(counts: ProgramCounts, shapes: list[KernelShape], spec: HardwareSpe
     reports = price_partitioned(counts, spec, plan, price) if plan.placement.fits else []
     reports = _with_notes(reports, counts, notes)
     assumptions = _assumptions(counts, spec, machine)
-    return build_report(target, spec, counts, plan, reports, assumptions, _lead(counts, reports, machine),
-                        _rates(reports, machine))
+    unit = _main_unit(sum((r.cost for r in reports), Cost()), machine) if reports else None
+    return build_report(target, spec, counts, plan, reports, assumptions, _lead(counts, reports, machine, unit),
+                        _rates(machine, unit))
 
 
-def _rates(reports, machine: GpuMachine) -> dict[str, str]:
+@dataclass(frozen=True)
+class _Unit:
+    """The unit most of a program's executed work runs on, and its rate."""
+
+    tensor: bool  # tensor cores (else CUDA cores)
+    precision: str
+    peak: float  # FLOP/s
+    fraction: float  # the achievable share of `peak` (a spec assumption)
+
+    @property
+    def name(self) -> str:
+        return "tensor cores" if self.tensor else "CUDA cores"
+
+
+def _main_unit(total: Cost, machine: GpuMachine) -> _Unit:
+    unit = total.ops.largest()
+    precision = unit[0].split(":")[-1] if unit else "f32"
+    tensor = unit is not None and unit[0].startswith("tensor") and bool(machine.tensor_rate(precision))
+    if tensor:
+        return _Unit(True, precision, machine.tensor_rate(precision), machine.tensor_fraction)
+    return _Unit(False, precision, machine.vector_rate(precision), machine.vector_fraction)
+
+
+def _rates(machine: GpuMachine, unit: _Unit | None) -> dict[str, str]:
     """The rates `GpuModel.price` divides by, as the why line quotes them (the achievable fractions
     applied; occupancy and wave losses come on top, per kernel)."""
     rates = {"mem:hbm": f"{machine.memory_fraction:g} x {format_si(machine.hbm_bandwidth, 'B/s')} achievable"}
@@ -185,15 +210,8 @@ def _rates(reports, machine: GpuMachine) -> dict[str, str]:
         rates["mem:l2"] = format_si(machine.l2_bandwidth, "B/s")
     if machine.smem_bandwidth:
         rates["mem:smem"] = format_si(machine.smem_bandwidth, "B/s") + " (all SMs)"
-    unit = sum((r.cost for r in reports), Cost()).ops.largest() if reports else None
     if unit is not None:
-        kind, precision = unit[0].split(":", 1)
-        if kind == "tensor" and machine.tensor_rate(precision):
-            rates["compute"] = (f"{machine.tensor_fraction:g} x {format_si(machine.tensor_rate(precision), 'FLOP/s')}"
-                                f" achievable on tensor cores ({precision})")
-        else:
-            rates["compute"] = (f"{machine.vector_fraction:g} x {format_si(machine.vector_rate(precision), 'FLOP/s')}"
-                                f" achievable on CUDA cores ({precision})")
+        rates["compute"] = f"{unit.fraction:g} x {format_si(unit.peak, 'FLOP/s')} achievable on {unit.name} ({unit.precision})"
     return rates
 
 
@@ -211,19 +229,14 @@ def _with_notes(reports, counts: ProgramCounts, notes: dict[int, str]):
     return result
 
 
-def _lead(counts: ProgramCounts, reports, machine: GpuMachine) -> str:
+def _lead(counts: ProgramCounts, reports, machine: GpuMachine, unit: _Unit | None) -> str:
     """Why the program is bound where it is: the ridge point (the intensity at which the unit most of its
     work runs on, at its achievable rate, meets HBM at its achievable rate), and how much of the time goes
     to kernels above it (compute-bound), below it (memory-bound), and to launches and messages."""
-    if not reports:
+    if not reports or unit is None:
         return ""
     total = sum((r.cost for r in reports), Cost())
-    unit = total.ops.largest()
-    precision = unit[0].split(":")[-1] if unit else "f32"
-    tensor = unit is not None and unit[0].startswith("tensor")
-    peak = machine.tensor_rate(precision) if tensor else machine.vector_rate(precision)
-    fraction = machine.tensor_fraction if tensor else machine.vector_fraction
-    ridge = peak * fraction / (machine.hbm_bandwidth * machine.memory_fraction)
+    ridge = unit.peak * unit.fraction / (machine.hbm_bandwidth * machine.memory_fraction)
     groups: dict[str, Cost] = {}
     for report in reports:
         binding = report.cost.binding or "compute"
@@ -247,8 +260,8 @@ def _lead(counts: ProgramCounts, reports, machine: GpuMachine) -> str:
             side = "above" if intensity >= ridge else "below"
             what = "compute-bound" if group == "compute" else f"{group[4:].upper()}-bound"
             parts.append(share + f"{what} kernels ({intensity:.3g} FLOP per HBM byte, {side} the ridge)")
-    text = (f"ridge {ridge:.3g} FLOP/B ({'tensor cores' if tensor else 'CUDA cores'} {precision} at {fraction:g} x "
-            f"{format_si(peak, 'FLOP/s')} vs HBM at {machine.memory_fraction:g} x "
+    text = (f"ridge {ridge:.3g} FLOP/B ({unit.name} {unit.precision} at {unit.fraction:g} x "
+            f"{format_si(unit.peak, 'FLOP/s')} vs HBM at {machine.memory_fraction:g} x "
             f"{format_si(machine.hbm_bandwidth, 'B/s')}): " + ", ".join(parts))
     if counts.weight_bytes:
         text = f"weights {format_si(counts.weight_bytes, 'B')} read from HBM each step; " + text
