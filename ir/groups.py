@@ -86,9 +86,8 @@ def predecessors_of(graph: Graph) -> Mapping[int, Mapping[int, Mapping]]:
 
 
 def operands_of(graph: Graph, node: int) -> list[int]:
-    """`graph.operands(node)`, read from the adjacency dicts."""
-    keyed = sorted((key, source) for source, keys in graph.nx._pred[node].items() for key in keys)
-    return [source for _, source in keyed]
+    """`graph.operands(node)` (kept for the other adjacency readers' callers)."""
+    return graph.operands(node)
 
 
 def users_of(graph: Graph, node: int) -> list[int]:

@@ -19,7 +19,7 @@ from passes.context import FusionDecision, PassContext, format_bytes
 from passes.fusion_common import FusionOptions, FusionPolicy, Refused, dense_everywhere, node_label
 from passes.fusion_cost import working_set
 from passes.fusion_order import KernelOrder
-from passes.fusion_queries import classify_local, reentry, remove_unused, topological_order, value_names_in
+from passes.fusion_queries import classify_local, reentry, remove_unused, value_names_in
 from passes.fusion_recompute import Recompute
 from passes.registry import fusion_rules
 
@@ -40,7 +40,7 @@ class Fuser(Recompute):
         self.options = options
         self.pass_name = pass_name
         self.limit = options.max_working_set if options.max_working_set is not None else ctx.working_set_limit
-        self.topological = topological_order(graph)
+        self.topological = graph.topological_order()
         self.names = value_names_in(graph, self.topological)
         self.index = {n: i for i, n in enumerate(self.topological)}
         self.returned = frozenset(graph.outputs)  # fusion never changes the outputs

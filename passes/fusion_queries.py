@@ -15,7 +15,6 @@ from __future__ import annotations
 import heapq
 from typing import AbstractSet, Callable
 
-import networkx as nx
 
 from ir.graph import Graph
 from ir.graph_printer import format_name
@@ -64,27 +63,6 @@ def reentry(graph: Graph, members: set[int], blocks: Callable[[int], set[int]] |
     if order is not None:
         order.visits += visits
     return None
-
-
-def topological_order(graph: Graph) -> list[int]:
-    """`graph.topological_order()`: the unique lexicographic topological order (among the nodes whose
-    operands are all placed, the smallest id comes next), computed from the adjacency dicts, a few
-    times faster than networkx's generic version."""
-    pred, succ = predecessors_of(graph), successors_of(graph)
-    waiting = {node: len(sources) for node, sources in pred.items()}
-    ready = [node for node, count in waiting.items() if count == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        node = heapq.heappop(ready)
-        order.append(node)
-        for user in succ[node]:
-            waiting[user] -= 1
-            if waiting[user] == 0:
-                heapq.heappush(ready, user)
-    if len(order) != len(waiting):
-        raise nx.NetworkXUnfeasible("the graph has a cycle")
-    return order
 
 
 def value_names_in(graph: Graph, order: list[int]) -> dict[int, str]:

@@ -65,6 +65,7 @@ class PassManager:
         info = info_of(pass_)
         # The input as given, for the reproducer. Niche's own passes never mutate their input (checked
         # below on every run), so theirs is the input itself; a plugin's is copied first, in case it does.
+        # Should one of ours mutate it anyway, the failure says the reproducer is the input as left.
         before = graph if info.builtin else graph.copy()
         snapshot = fingerprint(graph)
         ctx.current_pass = pass_.name
@@ -74,10 +75,11 @@ class PassManager:
         try:
             result = pass_.run(graph, ctx)
         except NicheError as error:
-            raise self._failure(pass_, info, before, ctx, f"failed: {error.format()}", error) from error
+            raise self._failure(pass_, info, before, ctx, f"failed: {error.format()}", error,
+                                self._stale(before, graph, snapshot)) from error
         except Exception as error:
             raise self._failure(pass_, info, before, ctx, f"raised {type(error).__name__}: {error}",
-                                error) from error
+                                error, self._stale(before, graph, snapshot)) from error
         seconds = time.perf_counter() - start
         if not isinstance(result, Graph):
             raise self._failure(pass_, info, before, ctx, f"returned {type(result).__name__} instead of a Graph "
@@ -85,7 +87,8 @@ class PassManager:
         changed = [part for part, old, new in zip(_PARTS, snapshot, fingerprint(graph)) if old != new]
         if changed:
             raise self._failure(pass_, info, before, ctx, f"mutated the graph it was given (its {', '.join(changed)}; "
-                                "a pass must work on a copy: `graph = graph.copy()` first)")
+                                "a pass must work on a copy: `graph = graph.copy()` first)",
+                                stale=before is graph)
         if self.verify_each or not info.builtin:
             self._verify(pass_, info, before, result, ctx)
         for instrument in self.instruments:
@@ -102,8 +105,13 @@ class PassManager:
             listed = "".join(f"\n  {problem}" for problem in problems)
             raise self._failure(pass_, info, before, ctx, f"left an invalid graph:{listed}")
 
+    @staticmethod
+    def _stale(before: Graph, graph: Graph, snapshot: tuple) -> bool:
+        """Whether the reproducer's input (`before`) is the pass's input as the pass left it, changed."""
+        return before is graph and fingerprint(graph) != snapshot
+
     def _failure(self, pass_: Pass, info: PassInfo, before: Graph, ctx: PassContext, what: str,
-                 cause: BaseException | None = None) -> NicheError:
+                 cause: BaseException | None = None, stale: bool = False) -> NicheError:
         ctx.current_pass = None
         plugins = self.plugin_files
         if info.plugin_file is not None and info.plugin_file not in plugins:
@@ -111,6 +119,9 @@ class PassManager:
         reproducer = write_reproducer(before, str(spec_of(pass_)), pass_.name, self.reproducer_dir, plugins,
                                       self.target)
         notes = reproducer.notes()
+        if stale:
+            notes = notes + ("the pass changed its input before failing: the reproducer holds that input as the "
+                             "pass left it, not as it was given",)
         if info.builtin and not isinstance(cause, NicheError):
             message = f"internal error in pass '{pass_.name}': {what}"
             notes = notes + ("this is a bug in Niche; rerun with --debug for the traceback",)

@@ -10,7 +10,7 @@ from ir.dtypes import DType
 from ir.graph import Graph
 from ir.types import TensorType
 from passes.fusion_order import KernelOrder
-from passes.fusion_queries import reentry, topological_order
+from passes.fusion_queries import reentry
 
 VALUE = TensorType((2,), DType.F32)
 
@@ -32,7 +32,7 @@ class Kernels:
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self.of = {node: {node} for node in graph.nx.nodes}
-        self.order = KernelOrder(graph, topological_order(graph), self.block)
+        self.order = KernelOrder(graph, graph.topological_order(), self.block)
 
     def block(self, node: int) -> set[int]:
         return self.of[node]

@@ -132,6 +132,23 @@ def test_our_own_passes_fail_as_internal_errors(graph_of, tmp_path: Path, monkey
     assert (tmp_path / "mlp.cse.graph").is_file()
 
 
+def test_our_own_pass_that_mutates_its_input_says_the_reproducer_is_the_changed_input(
+        graph_of, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from passes.cse import CommonSubexpressionElimination
+    monkeypatch.setattr(CommonSubexpressionElimination, "run", _mutates)
+    with pytest.raises(InternalError) as error:
+        manager("cse", tmp_path).run(graph_of(MLP), PassContext())
+    notes = error.value.diagnostics[0].notes
+    assert any("the reproducer holds that input as the pass left it" in note for note in notes)
+
+
+def test_a_plugin_that_mutates_its_input_leaves_the_reproducer_as_given(graph_of, tmp_path: Path) -> None:
+    faulty("user-pass", _mutates)
+    with pytest.raises(CompileError) as error:
+        manager("user-pass", tmp_path, verify_each=False).run(graph_of(MLP), PassContext())
+    assert not any("as the pass left it" in note for note in error.value.diagnostics[0].notes)
+
+
 def test_the_api_raises_compile_error_for_plugin_failures(tmp_path: Path) -> None:
     plugin = tmp_path / "bad.py"
     plugin.write_text("from passes.registry import Pass, register_pass\n@register_pass\nclass B(Pass):\n"
