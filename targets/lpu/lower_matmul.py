@@ -70,7 +70,7 @@ class MatmulLowering:
         per_lead = math.prod(out_batch_shape[1:])
         maps = batch_maps(out_batch_shape, self.a_shape[:-2], self.b_shape[:-2])
         for out_batch, (a_batch, b_batch) in enumerate(maps):
-            chip = self.stage.chip_of_batch(out_batch // per_lead) if out_batch_shape else self.stage.chip
+            chip = self.stage.chip_of_batch(out_batch // per_lead)  # the stage's chip unless split by batch
             rows.setdefault((b_batch, chip), []).extend((out_batch * self.m + i, a_batch * self.m + i)
                                                         for i in range(self.m))
         return rows

@@ -178,13 +178,6 @@ class Scheduler:
             start = max(self._lower_bound(n) - offsets[id(n)] for n in nodes)
             if job.hint is not None:
                 start = max(start, self.hints.get(job.hint, start))
-            if self._try(nodes, self.horizon + HORIZON_GAP - min(offsets.values()), offsets, positions) is None:
-                # It does not fit even where the machine is idle (too many values meet in one cycle for
-                # the streams): no later cycle will do, so split it now.
-                victim = self._half(nodes) or self._crowded_victim(nodes)
-                if victim is not None:
-                    self._spill(nodes, victim, offsets, positions)
-                    continue
             for attempt in range(MAX_ATTEMPTS):
                 if attempt == SPILL_AFTER:
                     victim = self._crowded_victim(nodes)
@@ -197,6 +190,15 @@ class Scheduler:
                     if job.hint is not None:
                         self.hints[job.hint] = start + attempt
                     return start + attempt
+                if attempt == 0 and self._try(nodes, self.horizon + HORIZON_GAP - min(offsets.values()), offsets,
+                                              positions) is None:
+                    # It does not fit even where the machine is idle (too many values meet in one cycle
+                    # for the streams): no later cycle will do, so split it now. (Checked only after the
+                    # first try fails: a job that fits at `start` fits on an idle machine.)
+                    victim = self._half(nodes) or self._crowded_victim(nodes)
+                    if victim is not None:
+                        self._spill(nodes, victim, offsets, positions)
+                        break
             else:
                 raise TargetError(f"lpu target: internal error: no cycle found for {job.root.op} "
                                   f"({job.root.comment})")

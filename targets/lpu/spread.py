@@ -25,8 +25,8 @@ from targets.base import TargetError
 from targets.lpu.partition import (Partition, _Chips, home_parameters, mib, n_chunks, pack, put_chunks,
                                    read_ranges, unplace, unsplittable)
 from targets.lpu.plan import Plan
+from targets.partition import STRATEGIES
 
-STRATEGIES = ("auto", "pipeline", "tensor")
 _MAX_TENSOR_TRIES = 64  # chip counts tried when sizing a refused tensor split
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from ir.graph import Graph
 from targets.base import CompileOptions, TargetError
 from targets.lpu.machine import DEFAULT_SPEC, LpuMachine, machine_from_spec
-from targets.lpu.spread import STRATEGIES
+from targets.partition import STRATEGIES
 
 if TYPE_CHECKING:
     from targets.cost import CostReport

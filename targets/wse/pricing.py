@@ -75,7 +75,6 @@ class Priced:
     wafer: int = 0
     origin: tuple[int, int] = (0, 0)  # where its first PE sits (strip placement)
     span: tuple[int, int] = (1, 1)  # rows x columns of strip it covers (its columns may wrap onto the next strip)
-    compute: float = 0.0  # cycles per step on the PE datapath: fmac + vector
     fmac: float = 0.0  # of which matmul MACs on the FMAC lanes
     vector: float = 0.0  # of which elementwise, reduction and transcendental work on the SIMD lanes
     stream: float = 0.0
@@ -91,6 +90,11 @@ class Priced:
     @property
     def rect(self) -> tuple[int, int]:
         return self.split[0], self.split[1] * self.split[2]
+
+    @property
+    def compute(self) -> float:
+        """Cycles per step on the PE datapath: one datapath does both, one after the other."""
+        return self.fmac + self.vector
 
     @property
     def busy(self) -> float:
@@ -152,7 +156,6 @@ class Pricer:
         wave = machine.wavelet_bytes
         if f.matmul is None:
             p.fmac, p.vector = 0.0, f.vector_ops / p.pes / lanes
-            p.compute = p.vector
             p.stream = f.inputs.dynamic / p.pes / wave
             # rows split over `cols` PEs combine each reduction along the row and broadcast it back
             phases = f.reductions if cols > 1 else 0
@@ -162,7 +165,6 @@ class Pricer:
             return
         shape = f.matmul
         p.fmac, p.vector = macs_of(f) / p.pes / lanes, f.vector_ops / (groups * cols) / lanes
-        p.compute = p.fmac + p.vector
         p.stream = (f.a.dynamic / (rows * groups) + f.b.dynamic / p.pes + f.other.dynamic / (groups * cols)) / wave
         partials = tile(shape.batch, groups) * shape.m * tile(shape.n, cols) * accumulator_bytes(f.dtype) / wave
         p.reduce = partials if rows > 1 else 0.0
@@ -292,8 +294,11 @@ class Pricer:
         capacity = (height // min(STRIP, height)) * min(STRIP, height) * width  # PEs the strips hold
         held = sum(floor)
         spare = max(0.0, wafers * capacity - held)
+        if spare <= 0:  # no PE to hand out: every share would give the memory sizes
+            return minimal
+        rows = [f.rows for f in facts]
         for fill in FILLS:
-            wanted = dict(zip(ids, allocate(work, [f.rows for f in facts], floor, cap, held + fill * spare)))
+            wanted = dict(zip(ids, allocate(work, rows, floor, cap, held + fill * spare)))
             sizes = {}
             for f, low in zip(facts, floor):
                 r = f.region.id

@@ -91,7 +91,7 @@ def test_a_large_softmax_gets_the_pes_its_work_needs() -> None:
     on_memory = softmax.facts.vector_ops / (memory[0] * memory[1] * memory[2]) / machine.lanes(softmax.facts.dtype)
     assert plan.interval * machine.clock_hz < on_memory / 100
     report = _report(program)
-    assert report.capacity is None or "PEs," not in report.capacity.set_by or " 2 PEs" not in report.capacity.set_by
+    assert report.capacity is None or " 2 PEs," not in report.capacity.set_by  # not set by a 2-PE region
     kernel = next(k for k in report.kernels if "exp" in k.name)
     assert kernel.cost.time.get(FMAC) == 0 and kernel.cost.time.get(VECTOR) > 0
     assert kernel.cost.binding in (VECTOR, "fabric")  # never FMAC-bound: it has no matmul
@@ -106,13 +106,13 @@ def test_binding_names_the_work_that_binds(source: str) -> None:
     for kernel in report.kernels:
         time = kernel.cost.time
         if kernel.cost.binding == FMAC:
-            assert time.get(FMAC) >= time.get(VECTOR) > -1
+            assert time.get(FMAC) >= time.get(VECTOR)
         elif kernel.cost.binding == VECTOR:
             assert time.get(VECTOR) > time.get(FMAC)
     assert report.binding in {FMAC, VECTOR, "fabric", "io", "interconnect", "mem:memoryx"}
     words = {FMAC: "FMAC (matmul) compute at", VECTOR: "vector/elementwise compute, not matmul",
              "fabric": "the fabric at", "io": "off-wafer I/O", "interconnect": "off-wafer I/O"}
-    assert f"bound by {words[report.binding]}" in report.explanation or words[report.binding] in report.explanation
+    assert words[report.binding] in report.explanation
     assert "FMAC busy" in report.explanation and "vector busy" in report.explanation
 
 
