@@ -66,11 +66,24 @@ def add_program_arguments(parser: argparse.ArgumentParser, target_default: str =
                              "see their data (sparsify, prune) and they are no longer inputs (docs/sparsity.md)")
     parser.add_argument("--mesh", metavar="RxC",
                         help="wse target: the PE mesh to lay the program out on and simulate (default 16x16)")
-    parser.add_argument("--chips", type=int, metavar="N",
-                        help="lpu target: place the program on exactly N chips (default: as few as hold it)")
-    parser.add_argument("--partition", choices=("auto", "tensor", "pipeline"), default="auto",
-                        help="lpu target: how --chips spreads the program (default: auto)")
+    add_chip_arguments(parser, "lpu target: place the program on exactly N chips (default: as few as hold it)",
+                       "lpu target: how --chips spreads the program (default: auto)")
     add_pass_arguments(parser)
+
+
+def add_chip_arguments(parser: argparse.ArgumentParser, chips_help: str, partition_help: str) -> None:
+    """`--chips N` and `--partition STRATEGY` (`CompileOptions.chips`/`.partition`; check with `chip_count`)."""
+    from targets.base import PARTITION_STRATEGIES
+    parser.add_argument("--chips", type=int, metavar="N", help=chips_help)
+    parser.add_argument("--partition", choices=PARTITION_STRATEGIES, default="auto", help=partition_help)
+
+
+def chip_count(args: argparse.Namespace) -> int | None:
+    """`--chips` as given (None when absent); fewer than one chip is a usage error."""
+    chips = getattr(args, "chips", None)
+    if chips is not None and chips < 1:
+        raise ArgumentError(f"--chips must be at least 1, got {chips}")
+    return chips
 
 
 def compile_options(args: argparse.Namespace) -> dict:
@@ -80,9 +93,7 @@ def compile_options(args: argparse.Namespace) -> dict:
         options["weights"] = args.weights
     if getattr(args, "mesh", None) is not None:
         options["mesh"] = args.mesh  # a target option (CompileOptions.extra)
-    if getattr(args, "chips", None) is not None:
-        if args.chips < 1:
-            raise ArgumentError(f"--chips must be at least 1, got {args.chips}")
+    if chip_count(args) is not None:
         options["chips"] = args.chips  # CompileOptions.chips / .partition
     if getattr(args, "partition", "auto") != "auto":
         options["partition"] = args.partition

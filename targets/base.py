@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from targets.spec import HardwareSpec
 
 
+# How `--chips` spreads a program (`CompileOptions.partition`; targets/partition.py, targets/lpu/spread.py).
+PARTITION_STRATEGIES = ("auto", "tensor", "pipeline")
+
+
 @dataclass
 class CompileOptions:
     """Everything that shapes a compilation besides the source; the CLI flags map onto these fields."""
@@ -45,7 +49,7 @@ class CompileOptions:
     # hold it), the partitioning strategy, and whether the artifact is only priced (a target may then
     # stop before code generation and return a `PricingArtifact`).
     chips: int | None = None
-    partition: str = "auto"  # auto, tensor, pipeline
+    partition: str = "auto"  # one of PARTITION_STRATEGIES
     for_pricing: bool = False
     # Weights bound to data at compile time (`--weights FILE.npz`, `weights={name: array}`): a path or a
     # mapping, read by compiler/weights.py; bound weights are no longer arguments (docs/sparsity.md).

@@ -33,11 +33,12 @@ import math
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from targets.base import PARTITION_STRATEGIES
 from targets.cost import Amounts, Cost, KernelReport, Placement
 from targets.counts import KernelCounts, ProgramCounts
 from targets.spec import HardwareSpec
 
-STRATEGIES = ("auto", "tensor", "pipeline")
+STRATEGIES = PARTITION_STRATEGIES
 _MAX_TENSOR = 1 << 16
 
 

@@ -20,8 +20,8 @@ import threading
 import time
 from typing import TextIO
 
-from compiler.cli import EXIT_INTERNAL, parse_define, write_atomically
-from compiler.diagnostics import ArgumentError, NicheError
+from compiler.cli import EXIT_INTERNAL, add_chip_arguments, chip_count, parse_define, write_atomically
+from compiler.diagnostics import NicheError
 from targets.comparison import METRICS, Comparison, parse_option, run_comparison
 from targets.cost import CostReport
 from targets.units import format_si, format_time
@@ -42,10 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--entry", metavar="FUNC", help="the function to compile (default: the last def)")
     parser.add_argument("-O", dest="opt_level", type=int, choices=range(4), default=2, metavar="LEVEL",
                         help="optimisation level -O0 .. -O3 (default: -O2)")
-    parser.add_argument("--chips", type=int, metavar="N",
-                        help="spread the program over N chips (default: as few as hold it)")
-    parser.add_argument("--partition", choices=("auto", "tensor", "pipeline"), default="auto",
-                        help="multi-chip strategy (default: auto: tensor-parallel inside a node, pipeline across)")
+    add_chip_arguments(parser, "spread the program over N chips (default: as few as hold it)",
+                       "multi-chip strategy (default: auto: tensor-parallel inside a node, pipeline across)")
     parser.add_argument("--batch", type=int, metavar="N", help="bind the batch dimension B (same as -D B=N)")
     parser.add_argument("--target-spec", dest="spec_files", metavar="FILE.toml", action="append", default=[],
                         help="also price the chip this spec file describes, with the model of its kind")
@@ -124,8 +122,7 @@ def _option(text: str) -> tuple:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    if args.chips is not None and args.chips < 1:
-        raise ArgumentError(f"--chips must be at least 1, got {args.chips}")
+    chip_count(args)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     options = list(args.options) + ([("wse", "mesh", args.mesh)] if args.mesh else [])
     progress = Progress(1 + (len(targets) or 4) + len(args.spec_files) + (1 if args.measure else 0))
