@@ -237,6 +237,9 @@ def _choose(needed: int, chips: int | None, strategy: str, domain: int | None,
     if domain is None or count <= domain:
         width = count if chips is not None else min(domain or count, 1 << (count - 1).bit_length())
         return (width, 1 if chips is not None else None)
+    if chips is not None and count % domain:  # never silently on fewer chips than asked for
+        return (f"{count} chips are not whole {domain}-chip interconnect domains (auto puts tensor groups of "
+                f"{domain} in pipeline stages); ask for a multiple of {domain}, or --partition tensor or pipeline")
     return (domain, count // domain if chips is not None else None)
 
 

@@ -167,3 +167,10 @@ def test_pipeline_over_more_chips_than_kernels_is_refused_and_no_stage_is_empty(
         assert plan.placement.fits and plan.placement.pipeline_stages == chips
         assert sorted(set(plan.stages)) == list(range(chips))  # every chip holds a kernel, in order
         assert list(plan.stages) == sorted(plan.stages)
+
+
+def test_auto_over_a_chip_count_that_is_not_whole_domains_is_refused_not_rounded_down() -> None:
+    domain = SPEC.interconnect.domain
+    plan = plan_partition(mlp_counts(1 * GB), SPEC, chips=domain + 1)
+    assert not plan.placement.fits and f"ask for a multiple of {domain}" in plan.placement.reason
+    assert plan_partition(mlp_counts(1 * GB), SPEC, chips=2 * domain).placement.chips == 2 * domain
