@@ -10,7 +10,8 @@ prices formats on its target, or a target with its own fusion working-set limit 
 is built once per distinct pipeline and shared. Each target then compiles that graph with
 `for_pricing=True` (it may stop before code generation, and runs its own target-specific steps) and its
 `estimate` prices the artifact. Target-independent counts are shared too (`targets.counts.shared_counts`).
-Pricing is checked not to change the shared graph (tests/targets/test_compare_sharing.py).
+Pricing is checked not to change the shared graph (tests/targets/test_compare_sharing.py), which is also
+what lets `targets.pricing_pool` price the targets in parallel worker processes (`--jobs`).
 
 Outcomes per target: a `CostReport`; a refusal (`TargetError` or another user error, such as an op the
 target does not support or an option it does not take), listed with its message; or an internal error
@@ -28,9 +29,11 @@ from typing import Any, Callable
 from compiler.diagnostics import ArgumentError, InternalError, NicheError
 from compiler.driver import Program, Source
 from ir.graph import Graph
+from passes.collector import collector_paused
 from targets.base import CompileOptions, TargetError, get_target, target_names
 from targets.cost import CostReport
-from targets.counts import shared_counts
+from targets.counts import count_graph, shared_counts
+from targets.pricing_pool import Outcome, default_jobs, price_in_workers
 from targets.spec import load_spec
 
 SCHEMA = "niche.compare/1"
@@ -276,37 +279,69 @@ def compare(source: Source, targets: list[str], defines: dict, entry: str | None
             chips: int | None = None, partition: str = "auto", progress: Callable[[str], None] | None = None,
             extra: dict[str, dict[str, Any]] | None = None,
             errors: list[Failed] | None = None,
-            builder: GraphBuilder | None = None) -> tuple[list[CostReport], list[Skipped]]:
+            builder: GraphBuilder | None = None, jobs: int | None = None) -> tuple[list[CostReport], list[Skipped]]:
     """A cost report per target (in the order given), and the targets that refused the program (a
     TargetError, such as an op the target does not support, skips that target with its message).
-    Internal errors of a target are appended to `errors` when given (else raised)."""
+    Internal errors of a target are appended to `errors` when given (else raised). `jobs`: worker
+    processes pricing targets in parallel (`targets.pricing_pool`; None: one per core, 0 or 1: none)."""
     reports, refused = [], []
     builder = builder or GraphBuilder(source)
     base = CompileOptions(target="ref", defines=dict(defines), entry=entry, opt_level=opt_level,
                           chips=chips, partition=partition, for_pricing=True)
     if progress is not None:
         progress("building the graph")
-    builder.graph(base)  # user errors in the program surface here, once, not once per target
-    with shared_counts():
-        for name in targets:
+    graph = builder.graph(base)  # user errors in the program surface here, once, not once per target
+    work = [(name, dataclasses.replace(base, target=name, extra=dict((extra or {}).get(name, {}))))
+            for name in targets]
+    workers = default_jobs(len(work)) if jobs is None else (min(jobs, len(work)) if jobs > 1 else 0)
+    # Pricing allocates many small objects and frees them by reference counting; automatic collections
+    # would rescan the shared graph each time (passes.collector).
+    with shared_counts(), collector_paused():
+        if workers:
+            if graph is not None:
+                count_graph(graph)  # counted once here, inherited by every worker
             if progress is not None:
-                progress(f"pricing {name}")
-            options = dataclasses.replace(base, target=name, extra=dict((extra or {}).get(name, {})))
-            try:
-                reports.append(price_target(builder, name, options))
-            except InternalError as error:
-                if errors is None:
-                    raise
-                errors.append(Failed(name, " ".join(d.message for d in error.diagnostics), error.__cause__))
-            except NicheError as error:  # this target cannot take the program; the others may
-                refused.append(Skipped(name, " ".join(d.message for d in error.diagnostics)))
+                progress("pricing " + ", ".join(targets))
+            left = list(targets)
+
+            def finished(name: str) -> None:
+                left.remove(name)
+                if left and progress is not None:
+                    progress("pricing " + ", ".join(left))
+
+            outcomes = price_in_workers(price_target, builder, work, workers, finished)
+        else:
+            outcomes = []
+            for name, options in work:
+                if progress is not None:
+                    progress(f"pricing {name}")
+                outcomes.append(_price_here(builder, name, options))
+    for (name, _), (kind, value, cause) in zip(work, outcomes):
+        if kind == "report":
+            reports.append(value)
+        elif kind == "refused":  # this target cannot take the program; the others may
+            refused.append(Skipped(name, value))
+        elif errors is None:
+            raise InternalError(value) from cause
+        else:
+            errors.append(Failed(name, value, cause))
     return reports, refused
+
+
+def _price_here(builder: GraphBuilder, name: str, options: CompileOptions) -> Outcome:
+    """`price_target` in this process, as a `targets.pricing_pool.Outcome`."""
+    try:
+        return ("report", price_target(builder, name, options), None)
+    except InternalError as error:
+        return ("internal", " ".join(d.message for d in error.diagnostics), error.__cause__)
+    except NicheError as error:
+        return ("refused", " ".join(d.message for d in error.diagnostics), None)
 
 
 def run_comparison(path: str, targets: list[str], spec_files: list[str], defines: dict, entry: str | None = None,
                    opt_level: int = 2, chips: int | None = None, partition: str = "auto",
                    batch: int | None = None, progress: Callable[[str], None] | None = None,
-                   options: list[tuple[str | None, str, Any]] | None = None) -> Comparison:
+                   options: list[tuple[str | None, str, Any]] | None = None, jobs: int | None = None) -> Comparison:
     """Price `path` on `targets`. `options` are parsed `--option`s (`parse_option`); internal errors of a
     target are listed in `Comparison.errors`, the other targets still priced."""
     start = time.perf_counter()
@@ -320,7 +355,7 @@ def run_comparison(path: str, targets: list[str], spec_files: list[str], defines
     errors: list[Failed] = []
     builder = GraphBuilder(source)
     reports, refused = compare(source, usable, defines, entry, opt_level, chips, partition, progress, extra, errors,
-                               builder)
+                               builder, jobs)
     if not reports and not errors:
         raise ArgumentError("no target could price the program: "
                             + "; ".join(f"{s.target}: {s.reason}" for s in refused))

@@ -57,6 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--measure", action="store_true",
                         help="also run the kernels of every target that can time them here (cpu; gpu on a machine "
                              "with an NVIDIA GPU) on random inputs and print measured beside predicted time")
+    parser.add_argument("-j", "--jobs", type=_jobs, metavar="N",
+                        help="price the targets in N worker processes at once (default: one per core, at most one "
+                             "per target; 1: one after another in this process). The figures do not depend on it")
     parser.add_argument("--json", action="store_true", help="print the full reports as JSON")
     parser.add_argument("--plot", metavar="OUT.png", help="draw a bar chart per metric and a roofline per target")
     parser.set_defaults(func=run_compare)
@@ -114,6 +117,16 @@ class Progress:
             self.stream.flush()
 
 
+def _jobs(text: str) -> int:
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of worker processes, at least 1, got '{text}'")
+    return jobs
+
+
 def _option(text: str) -> tuple:
     try:
         return parse_option(text)
@@ -129,7 +142,7 @@ def run_compare(args: argparse.Namespace) -> int:
     try:
         comparison = run_comparison(args.file, targets, args.spec_files, dict(args.defines), args.entry,
                                     args.opt_level, args.chips, args.partition, args.batch, progress.step,
-                                    options)
+                                    options, args.jobs)
         if args.measure:
             progress.step("measuring kernels")
             from targets.measure import measure

@@ -1,0 +1,117 @@
+"""`niche compare --jobs`: pricing targets in forked worker processes (`targets.pricing_pool`) gives the
+same reports, refusals and internal errors, in the same order, as pricing them one after another."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import compiler  # noqa: F401  (loads compiler.driver before targets.base, which it imports)
+from compiler.diagnostics import InternalError
+from compiler.driver import Source
+from targets.base import get_target, target_names
+from targets.comparison import compare, run_comparison
+from targets.pricing_pool import RemoteTraceback, default_jobs
+
+ROOT = Path(__file__).resolve().parents[2]
+MLP = "examples/mlp.nk"
+SPARSE = "examples/sparse_mlp.nk"
+TARGETS = ["cpu", "gpu:h100", "gpu:h200", "lpu", "wse:wse3"]
+
+pytestmark = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(),
+                                reason="worker processes are forked; this platform cannot fork")
+
+
+@pytest.fixture(autouse=True)
+def _every_target_is_built() -> None:
+    missing = {name.split(":")[0] for name in TARGETS} - set(target_names())
+    if missing:
+        pytest.skip(f"backends not built: {', '.join(sorted(missing))}")
+
+
+def _reports(comparison) -> list[dict]:
+    return [report.to_dict() for report in comparison.reports]
+
+
+@pytest.mark.parametrize("path", [MLP, SPARSE])
+def test_workers_give_the_reports_of_one_process(path: str) -> None:
+    alone = run_comparison(path, TARGETS, [], {}, jobs=1)
+    parallel = run_comparison(path, TARGETS, [], {}, jobs=3)
+    assert _reports(parallel) == _reports(alone)
+    assert [r.target for r in parallel.reports] == [r.target for r in alone.reports]
+    assert parallel.skipped == alone.skipped  # a target refusing the program is refused either way
+    assert parallel.errors == alone.errors == []
+
+
+def test_an_internal_error_in_a_worker_comes_back_with_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = type(get_target("lpu"))
+
+    def broken(self, artifact):
+        raise RuntimeError("boom in the lpu model")
+
+    monkeypatch.setattr(target, "estimate", broken)  # inherited by the forked workers
+    comparison = run_comparison(MLP, ["cpu", "lpu", "wse:wse3"], [], {"B": 2}, jobs=2)
+    assert [r.target for r in comparison.reports] == ["cpu", "wse:wse3"]
+    (failed,) = comparison.errors
+    assert failed.target == "lpu" and "RuntimeError: boom in the lpu model" in failed.error
+    assert isinstance(failed.cause, RuntimeError)
+    assert isinstance(failed.cause.__cause__, RemoteTraceback)
+    assert "in broken" in str(failed.cause.__cause__)  # the worker's own traceback, as text
+    with pytest.raises(InternalError, match="boom in the lpu model"):
+        compare(Source.from_file(MLP), ["cpu", "lpu"], {"B": 2}, jobs=2)
+
+
+def test_a_target_refusing_in_a_worker_is_skipped_with_its_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    from targets.base import TargetError
+
+    def refuses(self, artifact):
+        raise TargetError("this wafer does not take mlps today")
+
+    monkeypatch.setattr(type(get_target("wse")), "estimate", refuses)
+    comparison = run_comparison(MLP, ["cpu", "wse:wse3", "lpu"], [], {"B": 2}, jobs=2)
+    assert [r.target for r in comparison.reports] == ["cpu", "lpu"]
+    assert [(s.target, s.reason) for s in comparison.skipped] == [("wse:wse3", "this wafer does not take mlps today")]
+
+
+def test_a_worker_that_dies_is_an_internal_error_of_its_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    target = type(get_target("wse"))
+
+    def dies(self, artifact):
+        os._exit(7)  # as a crash in native code or the kernel's out-of-memory killer would
+
+    monkeypatch.setattr(target, "estimate", dies)
+    comparison = run_comparison(MLP, ["wse:wse3", "cpu"], [], {"B": 2}, jobs=2)
+    assert any(f.target == "wse:wse3" and "pricing worker stopped" in f.error for f in comparison.errors)
+
+
+def test_progress_names_the_targets_still_being_priced() -> None:
+    labels: list[str] = []
+    compare(Source.from_file(MLP), ["cpu", "gpu:h100", "lpu"], {"B": 2}, progress=labels.append, jobs=2)
+    assert labels[0] == "building the graph"
+    assert labels[1] == "pricing cpu, gpu:h100, lpu"
+    assert len(labels) == 4  # one step per stage, as when pricing one after another (the bar counts them)
+    assert all(label.startswith("pricing ") for label in labels[1:])
+
+
+def test_workers_only_where_they_help() -> None:
+    assert default_jobs(1) == 0
+    assert default_jobs(0) == 0
+    assert default_jobs(5) in (0, *range(2, 6))
+
+
+def test_cli_jobs_option() -> None:
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "compiler", "compare", MLP, "--targets", "cpu,lpu,wse:wse3",
+                               "--json", *args], cwd=ROOT, capture_output=True, text=True)
+
+    one, two = run("--jobs", "1"), run("-j", "2")
+    assert one.returncode == two.returncode == 0, one.stderr + two.stderr
+    assert json.loads(one.stdout)["reports"] == json.loads(two.stdout)["reports"]
+    bad = run("--jobs", "0")
+    assert bad.returncode != 0 and "--jobs" in bad.stderr and "at least 1" in bad.stderr
