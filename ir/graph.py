@@ -125,6 +125,24 @@ class Graph:
             self.params.sort(key=lambda n: self.node(n).attr("index"))
         return node_id
 
+    def add_copy(self, node: Node, operands: Iterable[int], type: TensorType | None = None) -> int:
+        """Add a copy of the operation `node` (a payload already in a graph, so its attributes were
+        checked when it was added) reading `operands`, with `type` (default: the same type) and no
+        group. For passes that recompute a value elsewhere: nothing is checked again but the operands.
+        """
+        operands = list(operands)
+        if node.op == "param":
+            raise ops.OpError("a parameter cannot be copied")
+        for operand in operands:
+            if operand not in self.nx._node:
+                raise ops.OpError(f"{node.op}: operand %{operand} is not in the graph")
+        node_id = self._new_id()
+        self.nx.add_node(node_id, node=Node(node.op, type if type is not None else node.type, node.attrs, None,
+                                            node.loc))
+        for index, operand in enumerate(operands):
+            self.nx.add_edge(operand, node_id, key=index)
+        return node_id
+
     def _new_id(self) -> int:
         while True:
             node_id = next(self._ids)

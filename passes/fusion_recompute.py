@@ -20,17 +20,19 @@ Plan = list[tuple[int, int, tuple[int, ...] | None]]  # (user, operand index, sh
 class Recompute:
     def _recompute(self, producer: int, consumer: int, key: int, shared: Refused, users: list[int]) -> None:
         """Join a private copy of `producer` to the group, or raise why neither sharing nor that works."""
-        listed = self._listed(users) or "the program's results"
-        prefix = f"{self._label(producer)} is also used by {listed}"
         inside = self.members[key]
         plan = [(user, index, None) for user, index in uses_of(self.graph, producer) if user in inside]
-        if not self._fits(producer, key, plan):
+        blocker = self._recompute_blocker(producer, key)  # judged on the graph without the copy
+        made = self._try_copy(producer, key, plan)
+        if made is None:
             raise shared  # not the other consumers' fault: the pair cannot fuse either way
-        blocker = self._recompute_blocker(producer, key)
+        listed = self._listed(users) or "the program's results"
+        prefix = f"{self._label(producer)} is also used by {listed}"
         if blocker is not None:
+            self._undo_copy(producer, plan, made)
             raise Refused("multi-consumer", f"{prefix}, so the group would have to store it too, which it cannot "
                                              f"({shared.reason}); {blocker}")
-        made = self._adopt(producer, key, plan)
+        self._adopt(producer, key, plan, made)
         self.copies[(producer, key)] = made[-1]
         self._decide(producer, consumer, "recomputed", f"{prefix}; it is cheap "
                      f"({self.graph.node(producer).op}), so the group computes its own copy", key=key)
@@ -66,36 +68,46 @@ class Recompute:
         for operand in operands_of(graph, node):
             source = graph.node(operand)
             if source.op in ("constant", "iota") and operand in self.group_of and operand not in inside:
-                operand = graph.add(source.op, [], source.attr_dict, type=source.type, loc=source.loc)
+                operand = graph.add_copy(source, [])
                 made.append(operand)
             operands.append(operand)
         by_shape: dict[tuple[int, ...] | None, int] = {}
         for user, index, shape in plan:
             if shape not in by_shape:
-                value_type = payload.type if shape is None else payload.type.with_shape(shape)
-                by_shape[shape] = graph.add(payload.op, operands, payload.attr_dict, type=value_type,
-                                            loc=payload.loc)
+                by_shape[shape] = graph.add_copy(payload, operands,
+                                                 None if shape is None else payload.type.with_shape(shape))
                 made.append(by_shape[shape])
             graph.set_operand(user, index, by_shape[shape])
         return made
 
     def _fits(self, node: int, key: int, plan: Plan) -> bool:
         """Whether group `key` with copies of `node` for the uses in `plan` is legal (tried and undone)."""
+        made = self._try_copy(node, key, plan)
+        if made is not None:
+            self._undo_copy(node, plan, made)
+        return made is not None
+
+    def _try_copy(self, node: int, key: int, plan: Plan) -> list[int] | None:
+        """Place copies of `node` for the uses in `plan` and keep them when group `key` with them is
+        legal (the copies), else undo them (None)."""
         made = self._place(self.graph, node, plan, self.members[key])
         try:
             self._check(self.graph, self.members[key] | set(made))
-            return True
         except Refused:
-            return False
-        finally:
-            for user, index, _ in plan:
-                self.graph.set_operand(user, index, node)
-            for copy in made:
-                self.graph.remove(copy)
+            self._undo_copy(node, plan, made)
+            return None
+        return made
 
-    def _adopt(self, node: int, key: int, plan: Plan) -> list[int]:
-        """Copy `node` into group `key` for real (see `_place`)."""
-        made = self._place(self.graph, node, plan, self.members[key])
+    def _undo_copy(self, node: int, plan: Plan, made: list[int]) -> None:
+        for user, index, _ in plan:
+            self.graph.set_operand(user, index, node)
+        for copy in made:
+            self.graph.remove(copy)
+
+    def _adopt(self, node: int, key: int, plan: Plan, made: list[int] | None = None) -> list[int]:
+        """Copy `node` into group `key` for real (see `_place`; `made`: the copies, already placed)."""
+        if made is None:
+            made = self._place(self.graph, node, plan, self.members[key])
         self.order.place(made, next(iter(self.members[key])))
         for copy in made:
             self.clone_of[copy] = node
