@@ -100,6 +100,12 @@ def uses_of(graph: Graph, node: int) -> list[tuple[int, int]]:
     return sorted((user, key) for user, keys in graph.nx._succ[node].items() for key in keys)
 
 
+def uses_in(graph: Graph, node: int, members: AbstractSet[int]) -> list[tuple[int, int]]:
+    """The uses of `node` by `members`, as `uses_of` lists them (without sorting every other use of a
+    value that many kernels read)."""
+    return sorted((user, key) for user, keys in graph.nx._succ[node].items() if user in members for key in keys)
+
+
 def topological_index(graph: Graph) -> dict[int, int]:
     """Node -> its position in `graph.topological_order()` (the printer's order)."""
     return {node: position for position, node in enumerate(graph.topological_order())}

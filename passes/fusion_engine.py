@@ -14,7 +14,7 @@ from typing import Iterator
 from ir import ops
 from ir.graph import Graph
 from ir.groups import (GroupError, GroupInfo, GroupKind, kernels_acyclic, operands_of, predecessors_of,
-                       successors_of, users_of, uses_of)
+                       successors_of, users_of, uses_in)
 from passes.context import FusionDecision, PassContext, format_bytes
 from passes.fusion_common import FusionOptions, FusionPolicy, Refused, dense_everywhere, node_label
 from passes.fusion_cost import working_set
@@ -182,9 +182,8 @@ class Fuser(Recompute):
         outside = producer if consumer in inside else consumer
         if outside == producer and (producer, key) in self.copies:
             copy = self.copies[(producer, key)]
-            for user, index in uses_of(self.graph, producer):
-                if user == consumer:
-                    self.graph.set_operand(user, index, copy)
+            for user, index in uses_in(self.graph, producer, {consumer}):
+                self.graph.set_operand(user, index, copy)
             self.graph_version += 1
             self._decide(producer, consumer, "recomputed", "reads the group's copy", key=key)
             return

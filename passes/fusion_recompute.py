@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ir import ops
 from ir.graph import Graph
-from ir.groups import operands_of, users_of, uses_of
+from ir.groups import operands_of, users_of, uses_in
 from passes.context import format_bytes
 from passes.fusion_common import Refused
 from passes.fusion_cost import boundary, is_cheap, value_bytes
@@ -21,7 +21,7 @@ class Recompute:
     def _recompute(self, producer: int, consumer: int, key: int, shared: Refused, users: list[int]) -> None:
         """Join a private copy of `producer` to the group, or raise why neither sharing nor that works."""
         inside = self.members[key]
-        plan = [(user, index, None) for user, index in uses_of(self.graph, producer) if user in inside]
+        plan = [(user, index, None) for user, index in uses_in(self.graph, producer, inside)]
         blocker = self._recompute_blocker(producer, key)  # judged on the graph without the copy
         made = self._try_copy(producer, key, plan)
         if made is None:
@@ -146,7 +146,7 @@ class Recompute:
         if not is_splat and self._recompute_blocker(node, key) is not None:
             return None
         inside = self.members[key]
-        uses = [(u, i) for u, i in uses_of(self.graph, node) if u in inside]
+        uses = uses_in(self.graph, node, inside)
         for shaped in (False, True):
             if shaped and not (is_splat and all(ops.in_group(self.graph.node(u).op, ops.ELEMENTWISE)
                                                 for u, _ in uses)):

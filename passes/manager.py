@@ -2,9 +2,11 @@
 
 `PassManager.run(ir, ctx)` runs each pass on the result of the one before. Around every pass it
 calls the instruments (printing, timing, explain, statistics) and checks that the pass kept its
-contract: it returned a `Graph`, it did not mutate the graph it was given (compared with a snapshot),
-and, with `verify_each` or for any pass that is not Niche's own, the result passes
-`ir.graph_verifier.verify_graph` (types, acyclicity, convex groups, no dead values).
+contract: it returned a `Graph`, and, with `verify_each` (the tests, `--verify-each`) or for any pass
+that is not Niche's own, it did not mutate the graph it was given (compared with a snapshot) and the
+result passes `ir.graph_verifier.verify_graph` (types, acyclicity, convex groups, no dead values).
+Niche's own passes are held to the same checks by the tests; outside them, skipping the snapshots
+saves two walks over the whole graph per pass.
 
 A pass that breaks the contract, raises, or reports an error stops the pipeline. The error names
 the pass and what it broke; a plugin's failure is a `CompileError` (the user's code is at fault), a
@@ -64,10 +66,11 @@ class PassManager:
     def _run_one(self, pass_: Pass, graph: Graph, ctx: PassContext) -> Graph:
         info = info_of(pass_)
         # The input as given, for the reproducer. Niche's own passes never mutate their input (checked
-        # below on every run), so theirs is the input itself; a plugin's is copied first, in case it does.
-        # Should one of ours mutate it anyway, the failure says the reproducer is the input as left.
+        # below whenever verifying), so theirs is the input itself; a plugin's is copied first, in case
+        # it does. Should one of ours mutate it anyway, the failure says the reproducer is the input as left.
         before = graph if info.builtin else graph.copy()
-        snapshot = fingerprint(graph)
+        checked = self.verify_each or not info.builtin
+        snapshot = fingerprint(graph) if checked else None
         ctx.current_pass = pass_.name
         for instrument in self.instruments:
             instrument.before_pass(pass_, graph, ctx)
@@ -84,12 +87,13 @@ class PassManager:
         if not isinstance(result, Graph):
             raise self._failure(pass_, info, before, ctx, f"returned {type(result).__name__} instead of a Graph "
                                 "(run(graph, ctx) must return the new graph)")
-        changed = [part for part, old, new in zip(_PARTS, snapshot, fingerprint(graph)) if old != new]
+        changed = [part for part, old, new in zip(_PARTS, snapshot, fingerprint(graph)) if old != new] \
+            if checked else []
         if changed:
             raise self._failure(pass_, info, before, ctx, f"mutated the graph it was given (its {', '.join(changed)}; "
                                 "a pass must work on a copy: `graph = graph.copy()` first)",
                                 stale=before is graph)
-        if self.verify_each or not info.builtin:
+        if checked:
             self._verify(pass_, info, before, result, ctx)
         for instrument in self.instruments:
             instrument.after_pass(pass_, result, ctx, seconds)
@@ -106,9 +110,10 @@ class PassManager:
             raise self._failure(pass_, info, before, ctx, f"left an invalid graph:{listed}")
 
     @staticmethod
-    def _stale(before: Graph, graph: Graph, snapshot: tuple) -> bool:
-        """Whether the reproducer's input (`before`) is the pass's input as the pass left it, changed."""
-        return before is graph and fingerprint(graph) != snapshot
+    def _stale(before: Graph, graph: Graph, snapshot: tuple | None) -> bool:
+        """Whether the reproducer's input (`before`) is the pass's input as the pass left it, changed
+        (unknown without a snapshot: then not said)."""
+        return before is graph and snapshot is not None and fingerprint(graph) != snapshot
 
     def _failure(self, pass_: Pass, info: PassInfo, before: Graph, ctx: PassContext, what: str,
                  cause: BaseException | None = None, stale: bool = False) -> NicheError:

@@ -288,15 +288,15 @@ def compare(source: Source, targets: list[str], defines: dict, entry: str | None
     builder = builder or GraphBuilder(source)
     base = CompileOptions(target="ref", defines=dict(defines), entry=entry, opt_level=opt_level,
                           chips=chips, partition=partition, for_pricing=True)
-    if progress is not None:
-        progress("building the graph")
-    graph = builder.graph(base)  # user errors in the program surface here, once, not once per target
     work = [(name, dataclasses.replace(base, target=name, extra=dict((extra or {}).get(name, {}))))
             for name in targets]
     workers = default_jobs(len(work)) if jobs is None else (min(jobs, len(work)) if jobs > 1 else 0)
-    # Pricing allocates many small objects and frees them by reference counting; automatic collections
-    # would rescan the shared graph each time (passes.collector).
+    # Building the graph and pricing it allocate many small objects and free them by reference counting;
+    # automatic collections would rescan the whole graph again and again (passes.collector).
     with shared_counts(), collector_paused():
+        if progress is not None:
+            progress("building the graph")
+        graph = builder.graph(base)  # user errors in the program surface here, once, not once per target
         if workers:
             if graph is not None:
                 count_graph(graph)  # counted once here, inherited by every worker
