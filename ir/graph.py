@@ -115,7 +115,7 @@ class Graph:
             if operand not in self.nx:
                 raise ops.OpError(f"{op}: operand %{operand} is not in the graph")
         if type is None:
-            type = ops.infer_type(op, [self.node(o).type for o in operands], attrs)
+            type = ops.infer_type(op, [self.node(o).type for o in operands], attrs, checked=True)
         node_id = self._new_id()
         self.nx.add_node(node_id, node=Node(op, type, freeze_attrs(attrs), group, loc))
         for index, operand in enumerate(operands):

@@ -82,15 +82,10 @@ def ops_in_group(group: str) -> list[str]:
 # Type rules
 
 
-def _need(condition: bool, message: str) -> None:
-    if not condition:
-        raise OpError(message)
-
-
 def _same_dtype(name: str, types: list[TensorType]) -> DType:
     dtypes = {t.dtype for t in types}
-    _need(len(dtypes) == 1, f"{name} needs operands of one dtype, got "
-          + " and ".join(str(t.dtype) for t in types))
+    if len(dtypes) != 1:
+        raise OpError(f"{name} needs operands of one dtype, got " + " and ".join(str(t.dtype) for t in types))
     return types[0].dtype
 
 
@@ -102,11 +97,13 @@ def _broadcast(name: str, types: list[TensorType]) -> tuple[int, ...]:
 
 
 def _float_only(name: str, dtype: DType) -> None:
-    _need(dtype.is_float, f"{name} needs a floating-point operand, got {dtype}")
+    if not dtype.is_float:
+        raise OpError(f"{name} needs a floating-point operand, got {dtype}")
 
 
 def _numeric(name: str, dtype: DType) -> None:
-    _need(not dtype.is_bool, f"{name} is not defined on bool")
+    if dtype.is_bool:
+        raise OpError(f"{name} is not defined on bool")
 
 
 def _unary(kind: str) -> Callable[[list[TensorType], dict], TensorType]:
@@ -117,7 +114,8 @@ def _unary(kind: str) -> Callable[[list[TensorType], dict], TensorType]:
         elif _kind == "numeric":
             _numeric(attrs["__op__"], t.dtype)
         elif _kind == "bool":
-            _need(t.dtype.is_bool, f"{attrs['__op__']} needs a bool operand, got {t.dtype}")
+            if not t.dtype.is_bool:
+                raise OpError(f"{attrs['__op__']} needs a bool operand, got {t.dtype}")
         return TensorType(t.shape, t.dtype)
     return infer
 
@@ -132,7 +130,8 @@ def _binary(kind: str) -> Callable[[list[TensorType], dict], TensorType]:
         elif _kind == "numeric":
             _numeric(name, dtype)
         elif _kind == "bool":
-            _need(dtype.is_bool, f"{name} needs bool operands, got {dtype}")
+            if not dtype.is_bool:
+                raise OpError(f"{name} needs bool operands, got {dtype}")
         elif _kind == "compare":
             return TensorType(shape, DType.BOOL)
         return TensorType(shape, dtype)
@@ -145,14 +144,17 @@ def _infer_cast(types: list[TensorType], attrs: dict) -> TensorType:
 
 def _infer_select(types: list[TensorType], attrs: dict) -> TensorType:
     cond, a, b = types
-    _need(cond.dtype.is_bool, f"select needs a bool condition, got {cond.dtype}")
+    if not cond.dtype.is_bool:
+        raise OpError(f"select needs a bool condition, got {cond.dtype}")
     dtype = _same_dtype("select", [a, b])
     return TensorType(_broadcast("select", types), dtype)
 
 
 def _check_axes(name: str, axes: tuple[int, ...], rank: int) -> None:
-    _need(all(0 <= a < rank for a in axes), f"{name}: axes {list(axes)} out of range for rank {rank}")
-    _need(list(axes) == sorted(set(axes)), f"{name}: axes must be sorted and unique, got {list(axes)}")
+    if not all(0 <= a < rank for a in axes):
+        raise OpError(f"{name}: axes {list(axes)} out of range for rank {rank}")
+    if list(axes) != sorted(set(axes)):
+        raise OpError(f"{name}: axes must be sorted and unique, got {list(axes)}")
 
 
 def _infer_reduce(types: list[TensorType], attrs: dict) -> TensorType:
@@ -165,7 +167,8 @@ def _infer_reduce(types: list[TensorType], attrs: dict) -> TensorType:
     else:
         _numeric(name, t.dtype)
     if name in ("reduce_max", "reduce_min"):
-        _need(all(t.shape[a] > 0 for a in axes), f"{name} over an empty axis has no identity")
+        if not all(t.shape[a] > 0 for a in axes):
+            raise OpError(f"{name} over an empty axis has no identity")
     if attrs["keepdims"]:
         shape = tuple(1 if i in axes else d for i, d in enumerate(t.shape))
     else:
@@ -177,9 +180,10 @@ def _infer_matmul(types: list[TensorType], attrs: dict) -> TensorType:
     a, b = types
     dtype = _same_dtype("matmul", types)
     _numeric("matmul", dtype)
-    _need(a.rank >= 2 and b.rank >= 2, f"matmul needs operands of rank >= 2, got {a} and {b}")
-    _need(a.shape[-1] == b.shape[-2],
-          f"matmul: contracting dimensions differ: {a} @ {b} ({a.shape[-1]} vs {b.shape[-2]})")
+    if not (a.rank >= 2 and b.rank >= 2):
+        raise OpError(f"matmul needs operands of rank >= 2, got {a} and {b}")
+    if a.shape[-1] != b.shape[-2]:
+        raise OpError(f"matmul: contracting dimensions differ: {a} @ {b} ({a.shape[-1]} vs {b.shape[-2]})")
     try:
         batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError as error:
@@ -190,26 +194,30 @@ def _infer_matmul(types: list[TensorType], attrs: dict) -> TensorType:
 def _infer_transpose(types: list[TensorType], attrs: dict) -> TensorType:
     (t,) = types
     perm = attrs["perm"]
-    _need(sorted(perm) == list(range(t.rank)),
-          f"transpose: {list(perm)} is not a permutation of the {t.rank} axes of {t}")
+    if sorted(perm) != list(range(t.rank)):
+        raise OpError(f"transpose: {list(perm)} is not a permutation of the {t.rank} axes of {t}")
     return TensorType(tuple(t.shape[p] for p in perm), t.dtype)
 
 
 def _infer_reshape(types: list[TensorType], attrs: dict) -> TensorType:
     (t,) = types
     shape = attrs["shape"]
-    _need(all(d >= 0 for d in shape), f"reshape: negative dimension in {list(shape)}")
-    _need(math.prod(shape) == t.size,
-          f"reshape: cannot reshape {t} ({t.size} elements) to {list(shape)} ({math.prod(shape)} elements)")
+    if not all(d >= 0 for d in shape):
+        raise OpError(f"reshape: negative dimension in {list(shape)}")
+    if math.prod(shape) != t.size:
+        raise OpError(f"reshape: cannot reshape {t} ({t.size} elements) to {list(shape)} "
+                      f"({math.prod(shape)} elements)")
     return TensorType(tuple(shape), t.dtype)
 
 
 def _infer_broadcast(types: list[TensorType], attrs: dict) -> TensorType:
     (t,) = types
     shape = attrs["shape"]
-    _need(len(shape) >= t.rank, f"broadcast_to: cannot broadcast {t} to fewer dimensions {list(shape)}")
+    if len(shape) < t.rank:
+        raise OpError(f"broadcast_to: cannot broadcast {t} to fewer dimensions {list(shape)}")
     for have, want in zip(reversed(t.shape), reversed(shape)):
-        _need(have in (1, want), f"broadcast_to: cannot broadcast {t} to {list(shape)}")
+        if have not in (1, want):
+            raise OpError(f"broadcast_to: cannot broadcast {t} to {list(shape)}")
     return TensorType(tuple(shape), t.dtype)
 
 
@@ -220,13 +228,14 @@ def slice_length(start: int, stop: int, step: int) -> int:
 def _infer_slice(types: list[TensorType], attrs: dict) -> TensorType:
     (t,) = types
     starts, stops, steps = attrs["starts"], attrs["stops"], attrs["steps"]
-    _need(len(starts) == len(stops) == len(steps) == t.rank,
-          f"slice: starts, stops and steps need one entry per axis of {t}")
+    if not (len(starts) == len(stops) == len(steps) == t.rank):
+        raise OpError(f"slice: starts, stops and steps need one entry per axis of {t}")
     shape = []
     for axis, (start, stop, step, dim) in enumerate(zip(starts, stops, steps, t.shape)):
-        _need(step >= 1, f"slice: step must be positive, got {step} on axis {axis}")
-        _need(0 <= start <= dim and start <= stop <= dim,
-              f"slice: [{start}:{stop}] is out of range for axis {axis} of size {dim}")
+        if step < 1:
+            raise OpError(f"slice: step must be positive, got {step} on axis {axis}")
+        if not (0 <= start <= dim and start <= stop <= dim):
+            raise OpError(f"slice: [{start}:{stop}] is out of range for axis {axis} of size {dim}")
         shape.append(slice_length(start, stop, step))
     return TensorType(tuple(shape), t.dtype)
 
@@ -235,11 +244,12 @@ def _infer_concat(types: list[TensorType], attrs: dict) -> TensorType:
     axis = attrs["axis"]
     first = types[0]
     dtype = _same_dtype("concat", types)
-    _need(0 <= axis < first.rank, f"concat: axis {axis} out of range for rank {first.rank}")
+    if not (0 <= axis < first.rank):
+        raise OpError(f"concat: axis {axis} out of range for rank {first.rank}")
     for t in types[1:]:
-        _need(t.rank == first.rank and all(
-            d == e for i, (d, e) in enumerate(zip(t.shape, first.shape)) if i != axis),
-            f"concat: shapes {first} and {t} differ outside axis {axis}")
+        if not (t.rank == first.rank and all(
+                d == e for i, (d, e) in enumerate(zip(t.shape, first.shape)) if i != axis)):
+            raise OpError(f"concat: shapes {first} and {t} differ outside axis {axis}")
     size = sum(t.shape[axis] for t in types)
     shape = first.shape[:axis] + (size,) + first.shape[axis + 1:]
     return TensorType(shape, dtype)
@@ -355,25 +365,32 @@ def check_attrs(name: str, attrs: dict[str, Any]) -> dict[str, Any]:
     complete = dict(op.optional_attrs)
     complete.update(attrs)
     for key, kind in op.attrs.items():
-        _need(key in complete, f"{name} needs attribute '{key}'")
-        _need(_attr_ok(kind, complete[key]), f"{name}: attribute '{key}' must be {kind}, got {complete[key]!r}")
+        if key not in complete:
+            raise OpError(f"{name} needs attribute '{key}'")
+        if not _attr_ok(kind, complete[key]):
+            raise OpError(f"{name}: attribute '{key}' must be {kind}, got {complete[key]!r}")
     for key, default in op.optional_attrs.items():
-        _need(type(complete[key]) is type(default),
-              f"{name}: attribute '{key}' must be {type(default).__name__}, got {complete[key]!r}")
+        if type(complete[key]) is not type(default):
+            raise OpError(f"{name}: attribute '{key}' must be {type(default).__name__}, got {complete[key]!r}")
     unknown = set(complete) - set(op.attrs) - set(op.optional_attrs)
-    _need(not unknown, f"{name} has no attribute(s) {', '.join(sorted(unknown))}")
+    if unknown:
+        raise OpError(f"{name} has no attribute(s) {', '.join(sorted(unknown))}")
     return complete
 
 
-def infer_type(name: str, operand_types: list[TensorType], attrs: dict[str, Any]) -> TensorType:
-    """The result type of op `name` applied to operands of `operand_types`; raises OpError."""
+def infer_type(name: str, operand_types: list[TensorType], attrs: dict[str, Any], *,
+               checked: bool = False) -> TensorType:
+    """The result type of op `name` applied to operands of `operand_types`; raises OpError. `checked`:
+    `attrs` is what `check_attrs` returned for them already."""
     op = op_def(name)
     if op.arity is None:
-        _need(len(operand_types) >= 1, f"{name} needs at least one operand")
+        if not operand_types:
+            raise OpError(f"{name} needs at least one operand")
     else:
-        _need(len(operand_types) == op.arity,
-              f"{name} takes {op.arity} operand(s), got {len(operand_types)}")
-    attrs = check_attrs(name, attrs)
+        if len(operand_types) != op.arity:
+            raise OpError(f"{name} takes {op.arity} operand(s), got {len(operand_types)}")
+    if not checked:
+        attrs = check_attrs(name, attrs)
     if op.infer is None:
         raise OpError(f"{name} has no operands to infer a type from; its type must be given")
     result = op.infer(list(operand_types), {**attrs, "__op__": name})
