@@ -126,7 +126,7 @@ def put_batches(plan: Plan, stage: Stage, chips: _Chips, groups: list[tuple[int,
     """Place leading-axis ranges `groups` of a batched matmul on `targets`, recording the slices of values
     each chip copies in from others."""
     outputs = []
-    stage.batch_chips = [(first, end, target) for (first, end), target in zip(groups, targets)]
+    stage.batch_chips = tuple((first, end, target) for (first, end), target in zip(groups, targets))
     stage.copies = {}
     for (first, end), target in zip(groups, targets):
         reads = batch_reads(plan, stage, first, end)
@@ -134,7 +134,7 @@ def put_batches(plan: Plan, stage: Stage, chips: _Chips, groups: list[tuple[int,
         for name, ranges in reads.items():
             if plan.tensors[name].role != "value":
                 continue
-            held = chips.held[target].get(name, [])
+            held = chips.held[target].get(name, ())
             missing = [gap for lo, hi in ranges for gap in _missing(held, lo, hi)]
             if missing:
                 copies[name] = missing

@@ -32,15 +32,30 @@ from targets.lpu.machine import LpuMachine
 from targets.lpu.partition import Partition, partition, read_ranges
 from targets.lpu.plan import Plan, Stage, make_plan
 from targets.lpu.program import TensorDecl
+from targets.lpu.signatures import slice_key
 from targets.lpu.trees import MapTable, TreeBuilder
 from targets.lpu.vectors import VectorLayout, width
+
+
+class _Decls(dict):
+    """Tensor name -> its `TensorDecl`, made when first looked up: counting lowers only a few sample
+    stages, so most of a large model's tensors never need one."""
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__()
+        self.plan = plan
+
+    def __missing__(self, name: str) -> TensorDecl:
+        info = self.plan.tensors[name]
+        decl = self[name] = TensorDecl(name, info.layout, info.role)
+        return decl
 
 
 class DryHomes:
     """Where tensors live, for counting: every tensor is on every chip, at address 0 of some slice."""
 
     def __init__(self, plan: Plan, machine: LpuMachine) -> None:
-        self.decls = {name: TensorDecl(name, info.layout, info.role) for name, info in plan.tensors.items()}
+        self.decls = _Decls(plan)
         self.slices = machine.layout.mem_slices
         self._constants: dict[tuple, str] = {}
 
@@ -104,6 +119,13 @@ class StageCount:
     def instructions(self) -> float:
         return sum(self.ops.values())
 
+    def totals(self) -> tuple:
+        """Every number of the count and how many chips it spans (not its index, name or which chips):
+        stages of the same signature (`ProgramCount.same_as`) with equal totals are priced alike."""
+        return (tuple(self.ops.items()), self.read_words, self.write_words, self.lw_bytes, self.array_cycles,
+                self.vxm, self.sxm, self.transcendental, self.link_cycles, self.c2c_cycles, self.c2c_bytes,
+                self.transfers, self.planes, self.depth, self.precision, len(self.chips))
+
     def memory_cycles(self, machine: LpuMachine) -> dict[str, float]:
         """The two halves of `mem:sram`: MEM ports streaming words (`ports`, `sram_bytes_per_cycle` per
         chip, reads and writes in parallel) and weights loaded into the MXM (`loads`,
@@ -115,12 +137,11 @@ class StageCount:
 
     def resource_cycles(self, machine: LpuMachine) -> dict[str, float]:
         chips = max(1, len(self.chips))
-        units = machine.layout
         links = machine.c2c_links_per_peer
         return {
             "compute": self.array_cycles / self.planes,
             "mem:sram": max(self.memory_cycles(machine).values()),
-            "vector": self.vxm / (len(units.vxm_units()) * chips),
+            "vector": self.vxm / (machine.vxm_alus * chips),
             "switch": self.sxm / (2 * machine.sxm_units_per_hemisphere * chips),
             "interconnect": self.c2c_cycles / links + (machine.c2c_latency_cycles if self.transfers else 0),
         }
@@ -135,6 +156,9 @@ class ProgramCount:
     plan: Plan
     partition: Partition
     stages: list[StageCount]
+    # per stage, the first stage of the same signature (`_Counter._signature`): the same operations on
+    # the same types, so the same FLOPs, and the same instructions before copies between chips
+    same_as: list[int] = field(default_factory=list)
 
     @property
     def instructions(self) -> float:
@@ -180,65 +204,62 @@ def tree_depth(machine: LpuMachine, root: VOp) -> float:
 
 
 class _Counter:
-    def __init__(self, graph: Graph, machine: LpuMachine, options: dict[str, Any]) -> None:
+    def __init__(self, graph: Graph, machine: LpuMachine, options: dict[str, Any], plan: Plan | None = None) -> None:
         self.machine = machine
-        self.plan = make_plan(graph, options, evaluate=False)
+        self.plan = make_plan(graph, options, evaluate=False) if plan is None else plan
         self.partition = partition(self.plan, machine, options.get("chips"),
                                    strategy=options.get("partition", "auto"))
         self.homes = DryHomes(self.plan, machine)
         self.builder = TreeBuilder(self.plan, machine, self.homes, MapTable())
-        self.held: dict[str, Counter] = {}  # tensor -> chip -> vectors it holds
-        for name, entries in self.partition.ranges.items():
-            held = self.held.setdefault(name, Counter())
-            for chip, _, count in entries:
-                held[chip] += count
+        self.held: dict[str, Counter] = {}  # tensor -> chip -> vectors it holds (`_held`)
 
     def count(self) -> ProgramCount:
-        stages = []
-        memo: dict[tuple, StageCount] = {}
+        stages, same_as = [], []
+        memo: dict[tuple, tuple[int, StageCount]] = {}  # signature -> the first stage with it, its counts
         for stage in self.plan.stages:
             chips = stage.all_chips()
             body = StageCount(stage.index, stage.output, stage.kind, chips)
             signature = self._signature(stage, chips)
-            if signature in memo:
-                _copy_counts(memo[signature], body)
+            known = memo.get(signature)
+            if known is not None:
+                _copy_counts(known[1], body)
             else:
                 {"compute": self._compute, "reduce": self._reduce, "matmul": self._matmul,
                  "transpose": self._transpose}[stage.kind](stage, body)
-                memo[signature] = StageCount(stage.index, stage.output, stage.kind, chips)
-                _copy_counts(body, memo[signature])  # before the copies below, which are this stage's own
+                known = memo[signature] = (stage.index, StageCount(stage.index, stage.output, stage.kind, chips))
+                _copy_counts(body, known[1])  # before the copies below, which are this stage's own
             self._transfers(stage, chips, body)
             stages.append(body)
-        return ProgramCount(self.plan.graph.name, self.plan, self.partition, stages)
+            same_as.append(known[0])
+        return ProgramCount(self.plan.graph.name, self.plan, self.partition, stages, same_as)
 
     def _signature(self, stage: Stage, chips: tuple[int, ...]) -> tuple:
         """The structure of a stage, up to which tensors it reads and where a slice of a tensor starts when
         that only moves the slice by whole stored rows (a layer `wq[l]` of a stacked weight, a layer of
         the KV cache): stages with equal signatures lower to the same instructions on other rows, so one
-        count serves all the layers of a model."""
+        count serves all the layers of a model. Nodes are numbered in breadth-first order from the
+        stage's node; a tensor it reads ends the walk there."""
         plan, graph = self.plan, self.plan.graph
-        local: dict[int, int] = {}
+        local: dict[int, int] = {stage.node: 0}
+        order = [stage.node]
         entries: list[tuple] = []
-        pending = [stage.node]
-        while pending:
-            node = pending.pop(0)
-            if node in local:
-                continue
-            local[node] = len(local)
-            payload = graph.node(node)
+        for node in order:  # grows as the walk finds operands
             name = plan.names.get(node)
             if name is not None and node != stage.node:
                 info = plan.tensors[name]
                 entries.append(("tensor", info.layout.value_shape, info.layout.dtype, info.layout.transposed,
                                 info.layout.stored_shape, info.layout.splat, info.role))
                 continue
-            attrs = payload.attrs
-            if payload.op == "slice":
-                attrs = self._slice_signature(node)
-            entries.append((payload.op, payload.type, attrs, node in plan.inline, tuple(graph.operands(node))))
-            pending.extend(graph.operands(node))
-        renumbered = tuple(entry[:-1] + (tuple(local[o] for o in entry[-1]),) if entry[0] != "tensor" else entry
-                           for entry in entries)
+            payload = graph.node(node)
+            operands = graph.operands(node)
+            for operand in operands:
+                if operand not in local:
+                    local[operand] = len(order)
+                    order.append(operand)
+            attrs = slice_key(plan, node) if payload.op == "slice" else payload.attrs
+            entries.append((payload.op, payload.type, attrs, node in plan.inline,
+                            tuple([local[operand] for operand in operands])))
+        renumbered = tuple(entries)
         extra = ()
         if stage.anchor is not None:
             bt = plan.bt.get(stage.anchor)
@@ -246,18 +267,15 @@ class _Counter:
         synthetic = stage.output != plan.names.get(stage.node)
         return (stage.kind, len(chips), synthetic, extra, renumbered)
 
-    def _slice_signature(self, node: int) -> tuple:
-        """A slice's attributes, its starts left out on axes where they shift a MEM tensor by whole rows."""
-        plan, graph = self.plan, self.plan.graph
-        payload = graph.node(node)
-        starts, stops, steps = payload.attr("starts"), payload.attr("stops"), payload.attr("steps")
-        source = graph.operands(node)[0]
-        rank = len(starts)
-        kept = list(starts)
-        if source in plan.names and rank >= 2:
-            lane_axis = rank - 2 if plan.tensors[plan.names[source]].layout.transposed else rank - 1
-            kept = [start if axis == lane_axis else 0 for axis, start in enumerate(starts)]
-        return (("starts", tuple(kept)), ("lengths", tuple(b - a for a, b in zip(starts, stops))), ("steps", steps))
+    def _held(self, name: str) -> Counter:
+        """Chip -> vectors of tensor `name` it holds: where the partition put it, then the copies counted so
+        far (made on first use; counting reads only the tensors that stages copy)."""
+        held = self.held.get(name)
+        if held is None:
+            held = self.held[name] = Counter()
+            for chip, _, count in self.partition.ranges.get(name, []):
+                held[chip] += count
+        return held
 
     def _transfers(self, stage: Stage, chips: tuple[int, ...], result: StageCount) -> None:
         """Copies of values made on other chips, as `Homes` makes them: every missing vector once per
@@ -272,15 +290,16 @@ class _Counter:
             info = self.plan.tensors[name]
             if info.role != "value":
                 continue
-            held = self.held.setdefault(name, Counter())
+            held = self._held(name)
             nbytes = info.layout.width * info.layout.lanes
+            link_cycles = machine.c2c_cycles(nbytes)  # per vector
             for chip in chips:
                 vectors = info.layout.vectors - held[chip]
                 if vectors <= 0:
                     continue
                 sources = {c: n for c, n in held.items() if c != chip and n > 0}
                 for source, count in sources.items():
-                    pairs[(source, chip)] += min(count, vectors) * machine.c2c_cycles(nbytes)
+                    pairs[(source, chip)] += min(count, vectors) * link_cycles
                 _count_copy(result, vectors, info.layout.width, nbytes, machine)
                 held[chip] = info.layout.vectors
         result.c2c_cycles = max(pairs.values(), default=0)
@@ -292,7 +311,7 @@ class _Counter:
         for chip, names in sorted(stage.copies.items()):
             for name, ranges in sorted(names.items()):
                 info = self.plan.tensors[name]
-                held = self.held.setdefault(name, Counter())
+                held = self._held(name)
                 nbytes = info.layout.width * info.layout.lanes
                 vectors = sum(end - first for first, end in ranges)
                 for source, first, count in self.partition.ranges.get(name, []):
@@ -395,9 +414,11 @@ def _copy_counts(source: StageCount, target: StageCount) -> None:
         setattr(target, name, getattr(source, name))
 
 
-def count_program(graph: Graph, machine: LpuMachine, options: dict[str, Any] | None = None) -> ProgramCount:
-    """Instruction counts per stage of `graph` compiled for `machine` (nothing lowered or allocated)."""
-    return _Counter(graph, machine, dict(options or {})).count()
+def count_program(graph: Graph, machine: LpuMachine, options: dict[str, Any] | None = None,
+                  plan: Plan | None = None) -> ProgramCount:
+    """Instruction counts per stage of `graph` compiled for `machine` (nothing lowered or allocated).
+    `plan`: `make_plan(graph, options, evaluate=False)`, when the caller has made it (it is placed here)."""
+    return _Counter(graph, machine, dict(options or {}), plan).count()
 
 
 def _count_copy(result: StageCount, vectors: int, words: int, nbytes: int, machine: LpuMachine) -> None:

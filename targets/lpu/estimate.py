@@ -30,7 +30,7 @@ from targets.lpu.counting import ProgramCount, StageCount, count_program
 from targets.lpu.isa import Instruction, is_transcendental, latency
 from targets.lpu.machine import LpuMachine
 from targets.lpu.partition import Partition, mib
-from targets.lpu.plan import Plan, Stage, _is_view
+from targets.lpu.plan import Plan, Stage, _is_view, make_plan
 from targets.lpu.rates import model_rates
 from targets.lpu.vectors import width
 from targets.partition import PartitionPlan
@@ -174,10 +174,12 @@ def estimate_artifact(artifact: LpuArtifact) -> CostReport:
     spec = artifact.spec
     graph = artifact.graph
     options = artifact.options.as_dict()
+    plan = None
     try:
-        counted = count_program(graph, machine, options)
+        plan = make_plan(graph, options, evaluate=False)
+        counted = count_program(graph, machine, options, plan)
     except TargetError as error:
-        return _refused(artifact, str(error), options)
+        return _refused(artifact, str(error), options, plan)
     placement = _placement(counted.partition, machine, counted.plan)
     precisions = sorted(set(counted.plan.precision.values()))
     assumptions = [f"LPU model of {spec.name}: static schedule, weights resident in SRAM; the [lpu] "
@@ -201,12 +203,15 @@ def estimate_artifact(artifact: LpuArtifact) -> CostReport:
     return build_report(artifact.target, spec, count_graph(graph), plan, kernels, assumptions, lead, rates)
 
 
-def _refused(artifact: LpuArtifact, message: str, options: dict) -> CostReport:
+def _refused(artifact: LpuArtifact, message: str, options: dict, plan: Plan | None) -> CostReport:
+    """The report of a program the chips asked for cannot hold (or the LPU cannot run): no kernels, and
+    the fewest chips it would take. `plan`: the program's plan, when it was made before the refusal
+    (placing it again starts from scratch: `partition.unplace`)."""
     from targets.lpu.partition import partition
-    from targets.lpu.plan import make_plan
     needed = 0
     try:
-        plan = make_plan(artifact.graph, options, evaluate=False)
+        if plan is None:
+            plan = make_plan(artifact.graph, options, evaluate=False)
         needed = partition(plan, artifact.machine, sizing=True, strategy=artifact.options.partition).needed
     except TargetError:
         pass
@@ -218,14 +223,23 @@ def _refused(artifact: LpuArtifact, message: str, options: dict) -> CostReport:
 
 
 def _counted_kernels(counted: ProgramCount, machine: LpuMachine) -> tuple[list[KernelReport], list[StageCount], float]:
+    """A kernel per counted stage. A stage's cycles, cost and instruction summary come from its counts
+    and, through `stage_flops`, from the operations it computes, which stages of the same signature share
+    (`ProgramCount.same_as`); pricing reads only the counts' values (in float arithmetic), so a stage
+    with the signature and `StageCount.totals` of one priced before reuses that one's figures: the layers
+    of a model are priced once, not once each."""
     kernels = []
     total = 0.0
-    for stage, count in zip(counted.plan.stages, counted.stages):
-        cycles = count.cycles(machine)
+    priced: dict[tuple, tuple[float, Cost, str]] = {}
+    for stage, count, same_as in zip(counted.plan.stages, counted.stages, counted.same_as):
+        key = (same_as, count.totals())
+        if key not in priced:
+            cycles = count.cycles(machine)
+            priced[key] = (cycles, _cost(counted.plan, stage, count, cycles, machine, count.depth), _summary(count))
+        cycles, cost, summary = priced[key]
         total += cycles
-        kernels.append(KernelReport(stage.output, _KINDS[stage.kind],
-                                    _cost(counted.plan, stage, count, cycles, machine, count.depth),
-                                    len(count.chips), stage.chip, _note(count)))
+        kernels.append(KernelReport(stage.output, _KINDS[stage.kind], cost, len(count.chips), stage.chip,
+                                    _chips_note(count, summary)))
     return kernels, counted.stages, total
 
 
@@ -257,7 +271,16 @@ def _scheduled_kernels(build: Build, machine: LpuMachine) -> tuple[list[KernelRe
 
 
 def _note(count: StageCount) -> str:
+    return _chips_note(count, _summary(count))
+
+
+def _summary(count: StageCount) -> str:
+    """A stage's instructions, in all and of its five commonest ops."""
     shown = ", ".join(f"{op} {n:,.0f}" for op, n in count.ops.most_common(5))
+    return f"{count.instructions:,.0f} instructions ({shown})"
+
+
+def _chips_note(count: StageCount, summary: str) -> str:
     chips = ",".join(f"c{c}" for c in count.chips)
-    return f"on {chips}: {count.instructions:,.0f} instructions ({shown})"
+    return f"on {chips}: {summary}"
 

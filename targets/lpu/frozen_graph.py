@@ -7,6 +7,8 @@ over it gives the same answers from dictionaries.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from typing import Iterator
 
 from ir.graph import Graph, Node
@@ -22,11 +24,14 @@ class FrozenGraph:
         self.attributes = dict(graph.attributes)
         self._order = graph.topological_order()
         self._nodes = {n: graph.node(n) for n in self._order}
-        self._operands = {n: graph.operands(n) for n in self._order}
-        self._uses: dict[int, list[tuple[int, int]]] = {n: [] for n in self._order}
-        for n in self._order:
-            for index, operand in enumerate(self._operands[n]):
-                self._uses[operand].append((n, index))
+        # Tuples of ints, not lists: the garbage collector stops tracking them at once, so a graph of tens
+        # of thousands of values adds next to nothing to the collections that run while it is in use.
+        self._operands = {n: tuple(graph.operands(n)) for n in self._order}
+        edges = sorted([(operand, user, index) for user in self._order
+                        for index, operand in enumerate(self._operands[user])])
+        self._uses: dict[int, tuple[tuple[int, int], ...]] = dict.fromkeys(self._order, ())
+        for operand, group in itertools.groupby(edges, key=operator.itemgetter(0)):
+            self._uses[operand] = tuple([(user, index) for _, user, index in group])  # sorted, as `uses` gives
         self._output_set = set(self.outputs)
 
     def node(self, node_id: int) -> Node:
@@ -36,7 +41,7 @@ class FrozenGraph:
         return list(self._operands[node_id])
 
     def uses(self, node_id: int) -> list[tuple[int, int]]:
-        return sorted(self._uses[node_id])
+        return list(self._uses[node_id])
 
     def users(self, node_id: int) -> list[int]:
         return sorted({user for user, _ in self._uses[node_id]})

@@ -26,11 +26,9 @@ from index arithmetic at the corners of each view, so pricing a 70B model is che
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
-
-import numpy as np
+from typing import Callable
 
 from targets.base import TargetError
 from targets.lpu.machine import LpuMachine
@@ -85,9 +83,11 @@ def _flat_box(first: int, last: int, shape: tuple[int, ...]) -> Box:
 def _view_boxes(plan: Plan, node: int, box: Box) -> list[tuple[int, Box]]:
     """(base, box of the base) holding every element of `box` of the view `node`."""
     graph = plan.graph
-    if plan.is_base(node):
+    if node in plan.names:
         return [(node, box)]
     payload = graph.node(node)
+    if not _is_view(payload.op):  # `Plan.is_base` spelled out: asked for every view a stage reads
+        return [(node, box)]
     operands = graph.operands(node)
     if payload.op == "concat":
         axis = payload.attr("axis")
@@ -109,37 +109,49 @@ def _view_boxes(plan: Plan, node: int, box: Box) -> list[tuple[int, Box]]:
         return _view_boxes(plan, operand, tuple(sub))
     if payload.op == "slice":
         starts, steps = payload.attr("starts"), payload.attr("steps")
-        sub = tuple((s + p * lo, s + p * hi) for s, p, (lo, hi) in zip(starts, steps, box))
+        sub = tuple([(s + p * lo, s + p * hi) for s, p, (lo, hi) in zip(starts, steps, box)])
         return _view_boxes(plan, operand, sub)
     if payload.op == "broadcast_to":
         offset = len(box) - len(in_shape)
-        sub = tuple((0, 0) if in_shape[j] == 1 else box[offset + j] for j in range(len(in_shape)))
+        sub = tuple([(0, 0) if in_shape[j] == 1 else box[offset + j] for j in range(len(in_shape))])
         return _view_boxes(plan, operand, sub)
     shape = payload.type.shape  # reshape: trailing axes it keeps map box to box; the rest by flat range
-    keep = 0
-    while keep < min(len(shape), len(in_shape)) and shape[-1 - keep] == in_shape[-1 - keep]:
+    keep, most = 0, min(len(shape), len(in_shape))
+    while keep < most and shape[-1 - keep] == in_shape[-1 - keep]:
         keep += 1
     lead, in_lead = shape[:len(shape) - keep], in_shape[:len(in_shape) - keep]
     trailing = box[len(shape) - keep:]
     if not lead:
         return _view_boxes(plan, operand, tuple((0, 0) for _ in in_lead) + trailing)
-    first = int(np.ravel_multi_index(tuple(lo for lo, _ in box[:len(lead)]), lead))
-    last = int(np.ravel_multi_index(tuple(hi for _, hi in box[:len(lead)]), lead))
+    first = _ravel([lo for lo, _ in box], lead)  # the corners' leading axes (zip stops at `lead`)
+    last = _ravel([hi for _, hi in box], lead)
     return _view_boxes(plan, operand, _flat_box(first, last, in_lead) + trailing)
 
 
+def _ravel(index: list[int], shape: tuple[int, ...]) -> int:
+    """The row-major flat position of a multi-index (of a box corner: inside `shape`)."""
+    flat = 0
+    for position, dim in zip(index, shape):
+        flat = flat * dim + position
+    return flat
+
+
 def _box_rows(plan: Plan, name: str, box: Box) -> Range:
-    """The vectors of a MEM tensor holding a box of its elements."""
+    """The vectors of a MEM tensor holding a box of its elements: the rows from its lowest corner's to its
+    highest corner's (`VectorLayout.row_of` never decreases as an index grows, so these are the least and
+    the greatest rows of all its corners)."""
     layout = plan.tensors[name].layout
-    shape = layout.value_shape
-    corners = np.array(list(itertools.product(*box)), dtype=np.int64).reshape(-1, len(shape))
-    flat = np.ravel_multi_index(tuple(corners.T), shape) if shape else np.zeros(1, dtype=np.int64)
-    rows, _ = layout.locate(flat)
-    return int(rows.min()) * layout.chunks, (int(rows.max()) + 1) * layout.chunks
+    if not layout.value_shape:
+        # A rank-0 tensor read through a view has always failed here (numpy could not reshape its one
+        # empty corner), making an internal error; kept as it was, to be fixed on its own.
+        raise ValueError("cannot reshape array of size 0 into shape (0)")
+    lowest = tuple([min(lo, hi) for lo, hi in box])
+    highest = tuple([max(lo, hi) for lo, hi in box])
+    return layout.row_of(lowest) * layout.chunks, (layout.row_of(highest) + 1) * layout.chunks
 
 
 def _full_box(shape: tuple[int, ...]) -> Box:
-    return tuple((0, d - 1) for d in shape)
+    return tuple([(0, d - 1) for d in shape])
 
 
 def read_ranges(plan: Plan, stage: Stage, skip_weights_of: int | None = None) -> dict[str, list[Range]]:
@@ -149,7 +161,28 @@ def read_ranges(plan: Plan, stage: Stage, skip_weights_of: int | None = None) ->
     transposes, broadcasts, concats and reshapes (a reshaped box becomes the smallest box holding its
     flat range), so a stacked weight read one layer at a time is read one layer's rows at a time.
     `skip_weights_of`: leave out that matmul's B operand.
+
+    Packing asks for every stage once per placement tried and counting asks again, so the answer is
+    kept in `plan.memo`: it depends on the plan (fixed once made: graph, tensors, materialised nodes,
+    matmul operands) and on the stage's node, kind and output, never on where stages are placed.
     """
+    key = ("stage", stage.node, stage.kind, stage.output, skip_weights_of)
+    return _kept(plan, key, lambda: _read_ranges(plan, stage, skip_weights_of))
+
+
+def _kept(plan: Plan, key: tuple, find: Callable[[], dict[str, list[Range]]]) -> dict[str, list[Range]]:
+    """`find()`, found once per plan and `key` (what it depends on besides the plan) and kept in
+    `plan.memo` as (tensor, first, end) triples, which the garbage collector soon stops tracking;
+    each caller gets a dict of fresh lists."""
+    if key not in plan.memo:
+        plan.memo[key] = tuple([(name, first, end) for name, ranges in find().items() for first, end in ranges])
+    result: dict[str, list[Range]] = {}
+    for name, first, end in plan.memo[key]:
+        result.setdefault(name, []).append((first, end))
+    return result
+
+
+def _read_ranges(plan: Plan, stage: Stage, skip_weights_of: int | None) -> dict[str, list[Range]]:
     graph = plan.graph
     result: dict[str, list[Range]] = {}
 
@@ -194,8 +227,14 @@ def read_ranges(plan: Plan, stage: Stage, skip_weights_of: int | None = None) ->
 
 
 def weight_ranges(plan: Plan, stage: Stage, first_col: int, end_col: int) -> dict[str, list[Range]]:
-    """Vector ranges of a matmul's weights (B transposed) that columns [first_col, end_col) read."""
-    matmul = stage.anchor
+    """Vector ranges of a matmul's weights (B transposed) that columns [first_col, end_col) read. Each
+    placement tried asks again (kept in `plan.memo`, as `read_ranges` is: they depend on the plan, the
+    matmul and the columns only)."""
+    key = ("weights", stage.anchor, first_col, end_col)
+    return _kept(plan, key, lambda: _weight_ranges(plan, stage.anchor, first_col, end_col))
+
+
+def _weight_ranges(plan: Plan, matmul: int, first_col: int, end_col: int) -> dict[str, list[Range]]:
     graph = plan.graph
     bt = plan.bt.get(matmul)
     b = graph.operands(matmul)[1]
@@ -220,7 +259,7 @@ def _merge(ranges: list[Range]) -> list[Range]:
     return merged
 
 
-def _missing(held: list[Range], first: int, end: int) -> list[Range]:
+def _missing(held: tuple[Range, ...] | list[Range], first: int, end: int) -> list[Range]:
     gaps, cursor = [], first
     for lo, hi in held:
         if hi <= cursor or lo >= end:
@@ -239,7 +278,9 @@ def _missing(held: list[Range], first: int, end: int) -> list[Range]:
 class _Chips:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
-        self.held: list[dict[str, list[Range]]] = [{}]
+        # per chip, tensor -> the merged ranges it holds; tuples, which the garbage collector soon stops
+        # tracking (a placement holds thousands of them while the rest of the program is priced)
+        self.held: list[dict[str, tuple[Range, ...]]] = [{}]
         self.load = [0]
 
     def new(self) -> int:
@@ -258,21 +299,38 @@ class _Chips:
         return ranges
 
     def need(self, chip: int, reads: dict[str, list[Range]], exact: bool = False) -> int:
-        total = 0
-        for name, ranges in reads.items():
-            held = self.held[chip].get(name, [])
-            for first, end in self.wanted(name, ranges, exact):
-                total += sum(hi - lo for lo, hi in _missing(held, first, end)) * self.vector_bytes(name)
-        return total
+        """The bytes `reads` would add to what `chip` holds."""
+        return self._add(chip, reads, exact, keep=False)
 
     def alone(self, reads: dict[str, list[Range]], exact: bool = False) -> int:
         return sum((end - first) * self.vector_bytes(name) for name, ranges in reads.items()
                    for first, end in self.wanted(name, ranges, exact))
 
     def put(self, chip: int, reads: dict[str, list[Range]], exact: bool = False) -> None:
-        self.load[chip] += self.need(chip, reads, exact)
+        """Make `chip` hold `reads` (and count the bytes that adds)."""
+        self.load[chip] += self._add(chip, reads, exact, keep=True)
+
+    def _add(self, chip: int, reads: dict[str, list[Range]], exact: bool, keep: bool) -> int:
+        """The bytes `reads` add to what `chip` holds; `keep`: and record that it holds them. A tensor's
+        ranges are merged in only when something is new: a non-empty range with nothing missing lies
+        inside one of the held ranges (merged ranges neither overlap nor touch), so merging it in would
+        give the held ranges back."""
+        held = self.held[chip]
+        total = 0
         for name, ranges in reads.items():
-            self.held[chip][name] = _merge(self.held[chip].get(name, []) + self.wanted(name, ranges, exact))
+            kept = held.get(name)
+            wanted = self.wanted(name, ranges, exact)
+            vectors = 0
+            new = kept is None
+            for first, end in wanted:
+                for lo, hi in _missing(kept or (), first, end):
+                    vectors += hi - lo
+                    new = True
+                new = new or first >= end
+            total += vectors * self.vector_bytes(name)
+            if keep and new:
+                held[name] = tuple(_merge([*(kept or ()), *wanted]))
+        return total
 
 
 def partition(plan: Plan, machine: LpuMachine, chips: int | None = None, sizing: bool = False,
@@ -294,7 +352,7 @@ def unplace(plan: Plan) -> None:
     for stage in plan.stages:
         stage.chip = 0
         stage.chunk_chips.clear()
-        stage.batch_chips.clear()
+        stage.batch_chips = ()
         stage.copies.clear()
 
 
@@ -368,11 +426,15 @@ def home_parameters(plan: Plan, chips: _Chips, produced: dict[str, list[tuple[in
     """Where every tensor lives: values where their stages wrote them, parameters where they are read
     (a parameter nothing reads goes to chip 0)."""
     ranges: dict[str, list[tuple[int, int, int]]] = dict(produced)
+    where: dict[str, list[tuple[int, int, int]]] = {}  # parameter -> its ranges on every chip, in chip order
+    for chip, held in enumerate(chips.held):
+        for name, kept in held.items():
+            if plan.tensors[name].role != "value":
+                where.setdefault(name, []).extend((chip, first, end - first) for first, end in kept)
     for name, info in plan.tensors.items():
         if info.role == "value":
             continue
-        entries = [(c, first, end - first) for c, held in enumerate(chips.held)
-                   for first, end in held.get(name, [])]
+        entries = where.get(name, [])
         if not entries:
             entries = [(0, 0, info.layout.vectors)]
             chips.put(0, {name: [(0, info.layout.vectors)]})
@@ -458,5 +520,5 @@ def _reserve(chips: _Chips, chip: int, output: str, vectors: int, alone: int, ca
         if index:
             target = chips.new()
         chips.load[target] = math.ceil(alone / count)
-    chips.held[target][output] = [(0, vectors)]
+    chips.held[target][output] = ((0, vectors),)
     return target

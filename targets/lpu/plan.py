@@ -32,12 +32,15 @@ from ir.graph_printer import value_names
 from targets.lpu.frozen_graph import FrozenGraph
 from ir.interpreter import evaluate_node
 from targets.base import TargetError
+from targets.lpu.signatures import view_key
 from targets.lpu.vectors import VectorLayout
 from targets.lpu.views import trace, unravel
 
 FANIN_LIMIT = 4  # a view whose vectors gather from more source vectors goes through the transposer
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_ON_CHIP_DTYPES = {DType.F32, DType.F16, DType.BF16, DType.I8, DType.I32, DType.BOOL}
+# A tuple, not a set: membership is then an identity test, where a set would call DType's hash, which
+# is computed in Python (`enum`), for every value of the graph.
+_ON_CHIP_DTYPES = (DType.F32, DType.F16, DType.BF16, DType.I8, DType.I32, DType.BOOL)
 
 
 @dataclass
@@ -60,7 +63,7 @@ class Stage:
     chunk_chips: dict[int, int] = field(default_factory=dict)  # tensor-parallel matmul: N chunk -> chip
     # batch-split matmul: (first, end, chip) ranges of the output's leading axis, and per chip the vector
     # ranges of values it copies in from other chips before it runs (only the slices its batches read)
-    batch_chips: list[tuple[int, int, int]] = field(default_factory=list)
+    batch_chips: tuple[tuple[int, int, int], ...] = ()
     copies: dict[int, dict[str, list[tuple[int, int]]]] = field(default_factory=dict)
 
     def chip_of_chunk(self, chunk: int) -> int:
@@ -88,6 +91,9 @@ class Plan:
     bt: dict[int, str | None]  # matmul -> tensor holding B transposed (None: gathered from B on the fly)
     outputs: list[str]
     printed: dict[int, str] = field(default_factory=dict)  # node -> its `--emit graph` name (for comments)
+    # what stages and matmul weights read (`partition.read_ranges`, `weight_ranges`), asked again for every
+    # placement tried: kept by what it depends on besides the plan (which never changes once made)
+    memo: dict[tuple, tuple[tuple[str, int, int], ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def is_base(self, node: int) -> bool:
         """Whether views stop at `node` (it is in MEM or computed, not a view of something else)."""
@@ -101,8 +107,13 @@ class Plan:
         return VectorLayout(payload.type.shape, payload.type.dtype)
 
 
+# The op table is filled once, when `ir.ops` is imported, so its views can be listed once here: the
+# plan, the partitioner and the counter ask whether a node is a view tens of thousands of times.
+_VIEW_OPS = frozenset(ops.ops_in_group(ops.VIEW)) | {"concat"}
+
+
 def _is_view(op: str) -> bool:
-    return ops.in_group(op, ops.VIEW) or op == "concat"
+    return op in _VIEW_OPS
 
 
 def _moves_lanes(graph: Graph, node: int) -> bool:
@@ -133,12 +144,11 @@ def _precision(graph: Graph, node: int, options: dict) -> str:
 
 def _check_dtypes(graph: Graph, node: int) -> None:
     payload = graph.node(node)
-    for value in [node] + graph.operands(node):
-        dtype = graph.node(value).type.dtype
-        if dtype not in _ON_CHIP_DTYPES:
+    for value_type in [payload.type] + [graph.node(operand).type for operand in graph.operands(node)]:
+        if value_type.dtype not in _ON_CHIP_DTYPES:
             raise _error(graph, node, f"the LPU computes with 8-, 16- and 32-bit types; {payload.op} on "
-                                      f"{graph.node(value).type} is not supported")
-    if graph.node(node).type.size == 0:
+                                      f"{value_type} is not supported")
+    if payload.type.size == 0:
         raise _error(graph, node, f"{payload.op} produces an empty tensor ({payload.type})")
 
 
@@ -267,13 +277,13 @@ def _inline(graph: Graph, node: int, outputs: set[int]) -> bool:
     payload = graph.node(node)
     if node in outputs:
         return False
-    users = graph.users(node)
     if _is_view(payload.op):
         if _moves_lanes(graph, node):
             # Inline only where matmuls read it as their right operand: the MXM wants that operand's
             # columns, which may well be rows of what it transposes (q @ k^T); `bt_fanin` checks.
             return all(graph.node(user).op == "matmul" and index == 1 for user, index in graph.uses(node))
         return True
+    users = graph.users(node)
     if len(users) != 1 or payload.group is None or graph.node(users[0]).group != payload.group:
         return False
     user = graph.node(users[0])
@@ -303,6 +313,7 @@ def _inline_matmul(plan: Plan, node: int) -> int | None:
 
 def _make_stages(plan: Plan, folded: dict[int, np.ndarray | None]) -> None:
     graph = plan.graph
+    fanins: dict[tuple, int] = {}  # `view_key` of a matmul's B -> its `bt_fanin` (one per layer's weights)
     for node in graph.topological_order():
         if node not in plan.names or node in folded or graph.node(node).op == "param":
             continue
@@ -318,7 +329,7 @@ def _make_stages(plan: Plan, folded: dict[int, np.ndarray | None]) -> None:
             anchor = _inline_matmul(plan, node) if ops.in_group(payload.op, ops.ELEMENTWISE) else None
             kind = "matmul" if anchor is not None else "compute"
         if kind == "matmul":
-            _plan_matmul_operand(plan, anchor)
+            _plan_matmul_operand(plan, anchor, fanins)
         plan.stages.append(Stage(len(plan.stages), kind, node, name, anchor))
 
 
@@ -327,14 +338,20 @@ def _swaps_last_two_batched(payload) -> bool:
     return len(perm) >= 2 and perm[-1] == len(perm) - 2 and perm[-2] == len(perm) - 1
 
 
-def _plan_matmul_operand(plan: Plan, matmul: int) -> None:
-    """Where the MXM's weight vectors (rows of B transposed) come from; adds a transpose stage if needed."""
+def _plan_matmul_operand(plan: Plan, matmul: int, fanins: dict[tuple, int]) -> None:
+    """Where the MXM's weight vectors (rows of B transposed) come from; adds a transpose stage if needed.
+    `fanins` memoises `bt_fanin` by `signatures.view_key`, which covers everything it reads: the views
+    from B to their bases, the bases' layouts, and slice starts except those that move every element of
+    a base by the same whole rows (which leave the number of distinct source vectors as it is)."""
     graph = plan.graph
     b = graph.operands(matmul)[1]
     if b in plan.names and plan.tensors[plan.names[b]].layout.transposed:
         plan.bt[matmul] = plan.names[b]
         return
-    if bt_fanin(plan, b) <= FANIN_LIMIT:
+    key = view_key(plan, b)
+    if key not in fanins:
+        fanins[key] = bt_fanin(plan, b)
+    if fanins[key] <= FANIN_LIMIT:
         plan.bt[matmul] = None
         return
     name = plan.names.get(b, value_names(graph)[b]) + ".T"

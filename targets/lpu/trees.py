@@ -12,18 +12,21 @@ for copies of a valid lane (max/min), which the permutes then supply.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ir import ops
 from ir.dtypes import DType
 from targets.base import TargetError
-from targets.lpu.homes import Homes
 from targets.lpu.jobs import VOp
 from targets.lpu.machine import LpuMachine
 from targets.lpu.plan import Plan
 from targets.lpu.vectors import VectorLayout
 from targets.lpu.views import Index, broadcast_index, trace, unravel, view_operand_index
+
+if TYPE_CHECKING:  # counting builds trees against its own homes, and need not load the allocator
+    from targets.lpu.homes import Homes
 
 
 class MapTable:
@@ -184,7 +187,8 @@ class TreeBuilder:
             rows, cols = layout.locate(flat)
             keys = rows * layout.chunks + cols // self.lanes
             first, last = int(keys.min()), int(keys.max())
-            for key in ((first,) if first == last else np.unique(keys)):
+            # the distinct keys in order (np.unique would import numpy.ma on its first call, some 20 ms)
+            for key in ((first,) if first == last else sorted(set(keys.tolist()))):
                 selected = lanes if first == last else lanes[keys == key]
                 source_lanes = cols if first == last else cols[keys == key]
                 row, chunk = divmod(int(key), layout.chunks)

@@ -19,7 +19,7 @@ A vector of a dtype of w bytes takes w MEM words (one byte per lane per word) an
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,12 +38,22 @@ def width(dtype: DType) -> int:
 
 @dataclass(frozen=True)
 class VectorLayout:
+    """A tensor's place in MEM as vectors. Its sizes (`matrix_shape` to `width`) are worked out once, when
+    it is made: a layout is frozen, and the partitioner and the counter ask for them tens of thousands of
+    times. They are not arguments and take no part in equality, hashing or the repr."""
+
     value_shape: tuple[int, ...]
     dtype: DType
     stored_shape: tuple[int, ...] | None = None  # None: the value's shape (or its transpose)
     transposed: bool = False
     splat: bool = False
     lanes: int = LANES
+    matrix_shape: tuple[int, ...] = field(init=False, repr=False, compare=False)  # the matrix stored
+    cols: int = field(init=False, repr=False, compare=False)  # elements per stored row
+    rows: int = field(init=False, repr=False, compare=False)
+    chunks: int = field(init=False, repr=False, compare=False)  # vectors per row
+    vectors: int = field(init=False, repr=False, compare=False)
+    width: int = field(init=False, repr=False, compare=False)  # bytes per element: MEM words per vector
 
     def __post_init__(self) -> None:
         if self.transposed and len(self.value_shape) < 2:
@@ -52,36 +62,19 @@ class VectorLayout:
             raise ValueError("only a one-element tensor can be stored as a splat")
         if self.stored_shape is not None and math.prod(self.stored_shape) != math.prod(self.value_shape):
             raise ValueError("stored shape and value shape differ in size")
-
-    @property
-    def matrix_shape(self) -> tuple[int, ...]:
         if self.stored_shape is not None:
-            return self.stored_shape
-        if self.transposed:
-            return self.value_shape[:-2] + (self.value_shape[-1], self.value_shape[-2])
-        return self.value_shape
-
-    @property
-    def cols(self) -> int:
-        shape = self.matrix_shape
-        return shape[-1] if shape else 1
-
-    @property
-    def rows(self) -> int:
-        shape = self.matrix_shape
-        return math.prod(shape[:-1]) if shape else 1
-
-    @property
-    def chunks(self) -> int:
-        return max(1, math.ceil(self.cols / self.lanes))
-
-    @property
-    def vectors(self) -> int:
-        return 1 if self.splat else self.rows * self.chunks
-
-    @property
-    def width(self) -> int:
-        return _WIDTHS[self.dtype]
+            matrix = self.stored_shape
+        elif self.transposed:
+            matrix = self.value_shape[:-2] + (self.value_shape[-1], self.value_shape[-2])
+        else:
+            matrix = self.value_shape
+        cols = matrix[-1] if matrix else 1
+        rows = math.prod(matrix[:-1]) if matrix else 1
+        chunks = max(1, math.ceil(cols / self.lanes))
+        sizes = {"matrix_shape": matrix, "cols": cols, "rows": rows, "chunks": chunks,
+                 "vectors": 1 if self.splat else rows * chunks, "width": _WIDTHS[self.dtype]}
+        for name, value in sizes.items():
+            object.__setattr__(self, name, value)  # a frozen dataclass's own way to set derived fields
 
     @property
     def words(self) -> int:
@@ -113,6 +106,21 @@ class VectorLayout:
             flat = np.ravel_multi_index(swapped, self.matrix_shape)
         cols = self.cols
         return flat // cols, flat % cols
+
+    def row_of(self, index: tuple[int, ...]) -> int:
+        """The stored row of the value element at multi-index `index`: `locate`'s row for one element, in
+        plain integers. It never decreases as any one index grows (a row-major flat index, permuted for a
+        transposed layout, divided by the row length)."""
+        if self.splat:
+            return 0
+        shape = self.value_shape
+        if self.transposed:
+            index = index[:-2] + (index[-1], index[-2])
+            shape = self.matrix_shape
+        flat = 0
+        for position, dim in zip(index, shape):
+            flat = flat * dim + position
+        return flat // self.cols
 
     # -- host transfers ----------------------------------------------------------------------------
 
