@@ -141,10 +141,8 @@ def _box_rows(plan: Plan, name: str, box: Box) -> Range:
     highest corner's (`VectorLayout.row_of` never decreases as an index grows, so these are the least and
     the greatest rows of all its corners)."""
     layout = plan.tensors[name].layout
-    if not layout.value_shape:
-        # A rank-0 tensor read through a view has always failed here (numpy could not reshape its one
-        # empty corner), making an internal error; kept as it was, to be fixed on its own.
-        raise ValueError("cannot reshape array of size 0 into shape (0)")
+    if not layout.value_shape:  # a rank-0 tensor (broadcast by a view): its one element is all of it
+        return 0, layout.vectors
     lowest = tuple([min(lo, hi) for lo, hi in box])
     highest = tuple([max(lo, hi) for lo, hi in box])
     return layout.row_of(lowest) * layout.chunks, (layout.row_of(highest) + 1) * layout.chunks

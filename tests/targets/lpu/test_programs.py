@@ -24,6 +24,8 @@ PROGRAMS = [
     "def f(a: f32[2, 3, 8], b: f32[2, 8, 5]) -> f32[2, 3, 5] { return a @ b }",
     "def f(a: f32[3, 8], b: f32[2, 8, 5]) -> f32[2, 3, 5] { return a @ b }",
     "def f(x: f32[3, 4]) -> f32[3, 4] { return cast(cast(x * 10.0, i32), f32) }",
+    # a rank-0 input read through a broadcast (its one element is the whole tensor)
+    "def f(x: f32[4, 8], s: f32[]) -> f32[4, 8] { return x * broadcast_to(s, (4, 8)) }",
 ]
 
 
