@@ -22,13 +22,19 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from typing import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
 
 from ir import ops
 from ir.dtypes import DType
 from ir.graph import Graph
 from ir.types import TensorType
+from passes.collector import collector_paused
+
+if TYPE_CHECKING:
+    from targets.graph_counts import GraphCounter
+
+Derived = TypeVar("Derived")
 
 # unary op -> (arithmetic FLOPs, transcendental ops) per element
 UNARY_COST: dict[str, tuple[int, int]] = {
@@ -111,16 +117,19 @@ class KernelCounts:
         return self.flops / self.global_bytes if self.global_bytes else math.inf
 
     def split(self, ways: int) -> KernelCounts:
-        """The share of one of `ways` chips when the kernel's work and data are divided evenly."""
+        """The share of one of `ways` chips when the kernel's work and data are divided evenly. Built field
+        by field (`dataclasses.replace` would cost more than pricing a repeated kernel): tests/targets/
+        test_counts.py checks that every field it does not divide comes through."""
         if ways == 1:
             return self
-        traffic = tuple(replace(t, loaded=t.loaded / ways, stored=t.stored / ways, unique=t.unique / ways,
-                                size=t.size / ways) for t in self.traffic)
-        matmul = self.matmul and replace(self.matmul, n=max(1, self.matmul.n // ways))
-        return replace(self, flops=self.flops / ways, flops_useful=self.flops_useful / ways,
-                       transcendentals=self.transcendentals / ways, index_ops=self.index_ops / ways,
-                       traffic=traffic, iterations=self.iterations / ways,
-                       parallel=max(1.0, self.parallel / ways), matmul=matmul)
+        traffic = tuple(BufferTraffic(t.buffer, t.role, t.loaded / ways, t.stored / ways, t.unique / ways,
+                                      t.size / ways) for t in self.traffic)
+        mm = self.matmul
+        matmul = mm and MatmulShape(mm.batch, mm.m, max(1, mm.n // ways), mm.k)
+        return KernelCounts(self.name, self.kind, self.dtype, self.flops / ways, self.flops_useful / ways,
+                            self.transcendentals / ways, self.index_ops / ways, traffic, self.iterations / ways,
+                            max(1.0, self.parallel / ways), self.vector_width, matmul, self.reads, self.writes,
+                            self.notes, self.weight_density, self.sparse)
 
 
 @dataclass(frozen=True)
@@ -204,9 +213,11 @@ def matmul_shape(result: TensorType, a: TensorType) -> MatmulShape:
     return MatmulShape(batch, result.shape[-2], result.shape[-1], a.shape[-1])
 
 
-# Inside `shared_counts()`: id(graph) -> (the graph, its counts). The graph is held so that its id stays
-# its own for the whole block.
-_SHARED: dict[int, tuple[Graph, ProgramCounts]] | None = None
+# Inside `shared_counts()`: id(graph) -> (the graph, its counts, the counter that made them). The graph is
+# held so that its id stays its own for the whole block.
+_SHARED: dict[int, tuple[Graph, ProgramCounts, GraphCounter]] | None = None
+# Inside `shared_counts()`: (id(counts), what) -> (the counts, what `derived_once` derived from them).
+_DERIVED: dict[tuple[int, str], tuple[ProgramCounts, object]] | None = None
 
 
 @contextmanager
@@ -215,26 +226,48 @@ def shared_counts() -> Iterator[None]:
     `niche compare` prices one graph on several targets, and the counts do not depend on the target
     (counts once, machine models per target). Callers must not change the graph inside the block, nor
     the counts they get (treat `ProgramCounts` as read-only)."""
-    global _SHARED
-    outer = _SHARED
-    _SHARED = {} if outer is None else outer
+    global _SHARED, _DERIVED
+    outer = _SHARED, _DERIVED
+    _SHARED = {} if outer[0] is None else outer[0]
+    _DERIVED = {} if outer[1] is None else outer[1]
     try:
         yield
     finally:
-        _SHARED = outer
+        _SHARED, _DERIVED = outer
+
+
+def derived_once(counts: ProgramCounts, what: str, derive: Callable[[ProgramCounts], Derived]) -> Derived:
+    """`derive(counts)`, computed once per counts object and `what` inside `shared_counts()`, where counts
+    are read-only: what follows from the counts alone (a partition's per-kernel bytes) is then the same
+    for every target. `derive` must read nothing but `counts`. Outside the block it runs every time."""
+    if _DERIVED is None:
+        return derive(counts)
+    key = (id(counts), what)
+    if key not in _DERIVED:  # the entry holds the counts, so their id stays theirs for the whole block
+        _DERIVED[key] = (counts, derive(counts))
+    return _DERIVED[key][1]
 
 
 def count_graph(graph: Graph) -> ProgramCounts:
     """Counts of a graph with fusion groups (`Node.group`); see `targets.graph_counts`. The graph's
     dimension bindings are in `attributes["dims"]`."""
+    return counted_graph(graph)[0]
+
+
+def counted_graph(graph: Graph) -> tuple[ProgramCounts, GraphCounter]:
+    """`count_graph(graph)` and the counter that made the counts, which knows each kernel's graph nodes
+    (`GraphCounter.units`, in the order of the kernels): shared with the counts inside `shared_counts()`,
+    so a target that also reads the kernels' nodes does not index the graph again. Treat both as read-only."""
     if _SHARED is not None and id(graph) in _SHARED:
-        return _SHARED[id(graph)][1]
+        return _SHARED[id(graph)][1:]
     from targets.graph_counts import GraphCounter
-    counts = GraphCounter(graph).count()
+    with collector_paused():  # see passes.collector: counting a large graph would rescan it many times
+        counter = GraphCounter(graph)
+        counts = counter.count()
     counts.attributes.setdefault("dims", dict(graph.dims))
     if _SHARED is not None:
-        _SHARED[id(graph)] = (graph, counts)
-    return counts
+        _SHARED[id(graph)] = (graph, counts, counter)
+    return counts, counter
 
 
 def count_loop_program(program: object, weights: set[str] | frozenset[str] = frozenset(),

@@ -35,8 +35,8 @@ from typing import Callable
 
 from targets.base import PARTITION_STRATEGIES
 from targets.cost import Amounts, Cost, KernelReport, Placement
-from targets.counts import KernelCounts, ProgramCounts
-from targets.spec import HardwareSpec
+from targets.counts import KernelCounts, ProgramCounts, derived_once
+from targets.spec import HardwareSpec, Interconnect
 
 STRATEGIES = PARTITION_STRATEGIES
 _MAX_TENSOR = 1 << 16
@@ -87,13 +87,14 @@ def owned_bytes(counts: ProgramCounts) -> list[float]:
         for t in kernel.traffic:
             if t.role in ("weight", "input"):
                 read_by[t.buffer] = read_by.get(t.buffer, 0.0) + t.unique
+    sizes = counts.sizes
     owned = []
     for kernel in counts.kernels:
         total = 0.0
         for t in kernel.traffic:
             if t.role in ("weight", "input"):
-                size = counts.sizes.get(t.buffer, t.size)
-                total += t.unique * min(1.0, size / read_by[t.buffer]) if read_by[t.buffer] else 0.0
+                readers = read_by[t.buffer]
+                total += t.unique * min(1.0, sizes.get(t.buffer, t.size) / readers) if readers else 0.0
             elif t.role == "output":
                 total += t.unique
         owned.append(total)
@@ -105,8 +106,12 @@ def tensor_parallel_roles(counts: ProgramCounts) -> tuple[list[bool], list[bool]
     sharded_values: set[str] = set()
     sharded, reduced = [], []
     for kernel in counts.kernels:
-        activation_sharded = any(t.buffer in sharded_values for t in kernel.traffic if t.role != "weight")
-        has_weight = any(t.role == "weight" for t in kernel.traffic)
+        activation_sharded = has_weight = False
+        for t in kernel.traffic:
+            if t.role == "weight":
+                has_weight = True
+            elif t.buffer in sharded_values:
+                activation_sharded = True
         if kernel.kind == "matmul" and has_weight:
             sharded.append(True)
             reduced.append(activation_sharded)
@@ -123,12 +128,12 @@ def tensor_parallel_roles(counts: ProgramCounts) -> tuple[list[bool], list[bool]
     return sharded, reduced, sharded_values
 
 
-def _stage_bytes(owned: list[float], work: list[float], ways: list[int], kernels: list[int]) -> float:
+def _stage_bytes(owned: tuple[float, ...], work: tuple[float, ...], ways: list[int], kernels: list[int]) -> float:
     held = sum(owned[k] / ways[k] for k in kernels)
     return held + max((work[k] / ways[k] for k in kernels), default=0.0)
 
 
-def _cut_stages(owned: list[float], work: list[float], ways: list[int], capacity: float,
+def _cut_stages(owned: tuple[float, ...], work: tuple[float, ...], ways: list[int], capacity: float,
                 stages: int | None) -> list[int] | int:
     """Stage of each kernel: contiguous cuts, fewest that fit (stages None) or `stages` balanced by bytes;
     or the index of the first kernel that alone does not fit one stage. One pass: linear in the kernels."""
@@ -164,10 +169,11 @@ def plan_partition(counts: ProgramCounts, spec: HardwareSpec, chips: int | None 
     """The layout of `counts` on `chips` chips (None: as few as hold it) with a strategy of STRATEGIES."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown partitioning strategy '{strategy}' (strategies: {', '.join(STRATEGIES)})")
-    plan = _plan(counts, spec, chips, strategy)
+    facts = derived_once(counts, "partition", _KernelFacts.of)
+    plan = _plan(counts, facts, spec, chips, strategy)
     if not plan.placement.fits and chips is not None:
         plan = replace(plan, placement=replace(plan.placement, chips=chips))  # the count it was refused on
-        fewest = _plan(counts, spec, None, strategy).placement
+        fewest = _plan(counts, facts, spec, None, strategy).placement
         if fewest.fits:
             placement = replace(plan.placement, chips_needed=fewest.chips,
                                 reason=f"{plan.placement.reason}; it fits on {fewest.chips}: {fewest.reason}")
@@ -175,12 +181,31 @@ def plan_partition(counts: ProgramCounts, spec: HardwareSpec, chips: int | None 
     return plan
 
 
-def _plan(counts: ProgramCounts, spec: HardwareSpec, chips: int | None, strategy: str) -> PartitionPlan:
+@dataclass(frozen=True)
+class _KernelFacts:
+    """What a layout needs of the program that follows from its counts alone, whatever the chip and the
+    chip count (shared by the targets that price the same counts: `derived_once`)."""
+
+    resident: float  # `ProgramCounts.resident_bytes`
+    owned: tuple[float, ...]  # per kernel: `owned_bytes`
+    work: tuple[float, ...]  # per kernel: bytes of the intermediates it touches
+    sharded: tuple[bool, ...]  # per kernel: `tensor_parallel_roles`
+    reduced: tuple[bool, ...]
+    sharded_out: frozenset[str]
+
+    @classmethod
+    def of(cls, counts: ProgramCounts) -> _KernelFacts:
+        sharded, reduced, sharded_out = tensor_parallel_roles(counts)
+        return cls(counts.resident_bytes, tuple(owned_bytes(counts)),
+                   tuple(k.bytes(("intermediate",)) for k in counts.kernels), tuple(sharded), tuple(reduced),
+                   frozenset(sharded_out))
+
+
+def _plan(counts: ProgramCounts, facts: _KernelFacts, spec: HardwareSpec, chips: int | None,
+          strategy: str) -> PartitionPlan:
     capacity = capacity_per_chip(spec)
-    resident = counts.resident_bytes
-    owned = owned_bytes(counts)
-    work = [k.bytes(("intermediate",)) for k in counts.kernels]
-    sharded, reduced, sharded_out = tensor_parallel_roles(counts)
+    resident, owned, work = facts.resident, facts.owned, facts.work
+    sharded, reduced, sharded_out = facts.sharded, facts.reduced, facts.sharded_out
     domain = spec.interconnect.domain if spec.interconnect is not None else 1
     needed = max(1, math.ceil(resident / capacity))
     choice = _choose(needed, chips, strategy, domain, spec.interconnect is not None)
@@ -260,7 +285,7 @@ def _reason(kind: str, resident: float, capacity: float, tensor: int, stages: in
     return f"{' x '.join(parts)} ({held})"
 
 
-def _collectives(counts: ProgramCounts, ways: list[int], reduced: list[bool], sharded_out: set[str],
+def _collectives(counts: ProgramCounts, ways: list[int], reduced: tuple[bool, ...], sharded_out: frozenset[str],
                  stages: list[int], tensor: int) -> list[Collective]:
     kernels = counts.kernels
     result: list[Collective] = []
@@ -300,35 +325,56 @@ def _sends(kernels: tuple[KernelCounts, ...], stages: list[int], sizes: dict[str
 
 
 def collective_cost(collective: Collective, spec: HardwareSpec) -> Cost:
-    link = spec.interconnect
-    if collective.kind == "all-reduce":
-        seconds = all_reduce_time(collective.nbytes, collective.chips, link.bandwidth, link.latency)
-        wire = 2 * (collective.chips - 1) * collective.nbytes
-    elif collective.kind == "all-gather":
-        seconds = all_gather_time(collective.nbytes, collective.chips, link.bandwidth, link.latency)
-        wire = (collective.chips - 1) * collective.nbytes
+    return message_cost(collective.kind, collective.nbytes, collective.chips, spec.interconnect)
+
+
+def message_cost(kind: str, nbytes: float, chips: int, link: Interconnect) -> Cost:
+    """The cost of one collective of `kind` moving a tensor of `nbytes` among `chips` chips over `link`."""
+    if kind == "all-reduce":
+        seconds = all_reduce_time(nbytes, chips, link.bandwidth, link.latency)
+        wire = 2 * (chips - 1) * nbytes
+    elif kind == "all-gather":
+        seconds = all_gather_time(nbytes, chips, link.bandwidth, link.latency)
+        wire = (chips - 1) * nbytes
     else:
-        seconds = send_time(collective.nbytes, link.bandwidth, link.latency)
-        wire = collective.nbytes
+        seconds = send_time(nbytes, link.bandwidth, link.latency)
+        wire = nbytes
     return Cost(bytes=Amounts.of({"interconnect": wire}), time=Amounts.of({"interconnect": seconds}),
                 latency=seconds, bound=Amounts.of({"interconnect": seconds}))
 
 
 def price_partitioned(counts: ProgramCounts, spec: HardwareSpec, plan: PartitionPlan,
-                      price_kernel: Callable[[KernelCounts], Cost]) -> list[KernelReport]:
+                      price_kernel: Callable[[KernelCounts], Cost],
+                      describe: Callable[[int], str] | None = None) -> list[KernelReport]:
     """Kernel and message reports in execution order: each kernel priced per chip by the target's model
-    on its share of the work (`KernelCounts.split`), counts scaled back to the whole."""
+    on its share of the work (`KernelCounts.split`), counts scaled back to the whole. `describe(k)`, when
+    given, is the target's line on kernel k (asked after pricing it), put before the counts' notes."""
     reports: list[KernelReport] = []
     pending = list(plan.collectives)
     position = 0
+    link = spec.interconnect if pending else None
+    messages: dict[tuple[str, float, int], Cost] = {}  # message_cost per (kind, bytes, chips): all it reads
+    # A model may hand back the same Cost object for repeated kernels: scale it back once per way count.
+    # Keyed by id; the entry holds the Cost, so no other object can take its id meanwhile.
+    scaled: dict[tuple[int, int], tuple[Cost, Cost]] = {}
     for k, kernel in enumerate(counts.kernels):
         ways = plan.ways[k] if plan.ways else 1
         stage = plan.stages[k] if plan.stages else 0
-        cost = price_kernel(kernel.split(ways)).across(ways)
-        reports.append(KernelReport(kernel.name, kernel.kind, cost, ways, stage, "; ".join(kernel.notes)))
+        share = price_kernel(kernel.split(ways))
+        known = scaled.get((id(share), ways))
+        if known is None:
+            known = scaled[(id(share), ways)] = (share, share.across(ways))
+        note = "; ".join(kernel.notes)
+        if describe is not None:
+            note = "; ".join(part for part in (describe(k), note) if part)
+        reports.append(KernelReport(kernel.name, kernel.kind, known[1], ways, stage, note))
         while position < len(pending) and pending[position].after == k:
             message = pending[position]
-            reports.append(KernelReport(f"{message.kind} {message.what}", message.kind,
-                                        collective_cost(message, spec), message.chips, message.stage))
+            key = (message.kind, message.nbytes, message.chips)
+            cost = messages.get(key)
+            if cost is None:
+                cost = messages[key] = message_cost(*key, link)
+            reports.append(KernelReport(f"{message.kind} {message.what}", message.kind, cost, message.chips,
+                                        message.stage))
             position += 1
     return reports

@@ -173,17 +173,20 @@ def explain(report: CostReport, spec: HardwareSpec, lead: str = "", rates: Mappi
 
 def build_report(target: str, spec: HardwareSpec, counts: ProgramCounts, plan: PartitionPlan,
                  kernels: Iterable[KernelReport], assumptions: Iterable[str] = (), lead: str = "",
-                 rates: Mapping[str, str] | None = None, capacity: Capacity | None = None) -> CostReport:
+                 rates: Mapping[str, str] | None = None, capacity: Capacity | None = None,
+                 total: Cost | None = None) -> CostReport:
     """The report of priced kernels: totals, energy, money, tokens (as given), the pipeline-full capacity
     (`capacity`, else from the plan's pipeline stages), assumptions and the explanation (`rates`: the rate
-    the target's model used per resource, quoted in it)."""
+    the target's model used per resource, quoted in it). `total` is `total_of(kernels)` when the caller
+    has already summed them."""
     extra = list(assumptions)
     if not plan.placement.fits:
         report = CostReport(target, spec.name, counts.name, plan.placement,
                             assumptions=tuple(extra + standard_assumptions(counts, spec, plan)), level=counts.level)
         return replace(report, explanation=explain(report, spec, lead, rates))
     kernels = tuple(kernels)
-    total = total_of(kernels)
+    if total is None:
+        total = total_of(kernels)
     chips = max(1, plan.placement.chips)
     energy = energy_of(total, spec, chips)
     money = money_of(total.latency, spec, chips)

@@ -29,11 +29,12 @@ across) and prices all-reduces from the spec's NVLink bandwidth and latency.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 from ir.loops import LoopProgram
-from targets.cost import Amounts, Cost, CostReport, roofline
-from targets.counts import KernelCounts, ProgramCounts, count_graph, count_loop_program
+from targets.cost import Amounts, Cost, CostReport, KernelReport, roofline, total_of
+from targets.counts import KernelCounts, MatmulShape, ProgramCounts, count_loop_program, counted_graph
 from targets.gpu import shapes as kernel_shapes
 from targets.gpu.machine import MODEL_DEFAULTS, GpuMachine
 from targets.gpu.mapping import shared_bytes_moved
@@ -47,31 +48,55 @@ from targets.units import format_si
 
 
 class GpuModel:
-    """Prices kernels on one GPU (see the module docstring for the formulas)."""
+    """Prices kernels on one GPU (see the module docstring for the formulas), in program order: what is
+    in L2 depends on the kernels before (`hbm_bytes`)."""
 
     def __init__(self, machine: GpuMachine) -> None:
         self.machine = machine
-        self._recent: list[tuple[str, float]] = []  # intermediates the last kernels wrote (name, bytes)
+        self._l2_share = machine.l2_bytes * machine.l2_reuse_fraction  # intermediates stay while they fit it
+        self._recent: deque[tuple[str, float]] = deque()  # intermediates the last kernels wrote (name, bytes)
+        self._recent_names: dict[str, int] = {}  # name -> its entries in _recent
+        self._recent_whole = 0  # the exact sum of the sizes in _recent that are whole numbers >= 0
+        self._recent_other = 0  # entries in _recent whose size is not
+        self._priced: dict[tuple, Cost] = {}
+        self._described: dict[KernelShape, str] = {}
 
     def price(self, kernel: KernelCounts, shape: KernelShape) -> Cost:
+        """The cost of `kernel` launched as `shape`, the kernels priced before it setting what is in L2.
+        One Cost is kept per distinct `_roofline` arguments: they are everything it reads, the L2 state
+        included (through the HBM bytes `hbm_bytes` leaves). Counts are floats summed up from 0.0, so
+        figures that compare equal are the same numbers (no 0.0 against -0.0, no 1 against 1.0)."""
+        hbm = self.hbm_bytes(kernel)  # before the memo: it reads and moves the L2 state
+        l2 = sum(t.loaded + t.stored for t in kernel.traffic if t.role != "local")  # every access goes via L2
+        matmul = kernel.matmul if shape.tiles is not None else None
+        out_bytes = kernel.bytes(("output", "intermediate")) if matmul is not None else 0.0
+        key = (shape, hbm, l2, out_bytes, kernel.flops, kernel.flops_useful, kernel.transcendentals, matmul)
+        cost = self._priced.get(key)
+        if cost is None:
+            cost = self._priced[key] = self._roofline(*key)
+        return cost
+
+    def _roofline(self, shape: KernelShape, hbm: float, l2: float, out_bytes: float, flops: float,
+                  flops_useful: float, transcendentals: float, mm: MatmulShape | None) -> Cost:
+        """The cost of a kernel from the figures `price` reads off it: a pure function of its arguments
+        (and the machine), which is why `price` may keep one result per distinct argument tuple (the 80
+        layers of a decode step repeat the same kernels). `mm` is the matmul's shape when it runs tiled."""
         m = self.machine
         resident = occupancy(m, shape.threads, shape.registers, shape.shared_bytes)
         busy = wave_efficiency(m, shape.blocks, resident)
         feed = memory_efficiency(m, shape.blocks, resident)
-        hbm = self.hbm_bytes(kernel)
-        l2 = sum(t.loaded + t.stored for t in kernel.traffic if t.role != "local")  # every access goes via L2
         smem = 0.0
         unit, precision = "vector", "f64" if shape.precision == "f64" else "f32"
-        executed = kernel.flops + kernel.transcendentals * m.transcendental_flops
+        executed = flops + transcendentals * m.transcendental_flops
         vector_rate = m.vector_rate(precision)
         peak_seconds = executed / vector_rate
         compute = executed / (vector_rate * m.vector_fraction * busy)
-        if shape.tiles is not None and kernel.matmul is not None:
-            tiles, mm = shape.tiles, kernel.matmul
+        if mm is not None:
+            tiles = shape.tiles
             padded = (2.0 * mm.batch * math.ceil(mm.m / tiles.bm) * tiles.bm * math.ceil(mm.n / tiles.bn) * tiles.bn
                       * math.ceil(mm.k / tiles.bk) * tiles.bk)
-            rest = max(0.0, kernel.flops_useful - 2.0 * mm.batch * mm.m * mm.n * mm.k) \
-                + kernel.transcendentals * m.transcendental_flops
+            rest = max(0.0, flops_useful - 2.0 * mm.batch * mm.m * mm.n * mm.k) \
+                + transcendentals * m.transcendental_flops
             if tiles.mma:
                 unit, precision = "tensor", shape.precision
                 rate = m.tensor_rate(precision) * (2.0 if shape.sparse_b else 1.0)
@@ -87,7 +112,7 @@ class GpuModel:
             a_once = (mm.batch if shape.a_batched else 1) * mm.m * mm.k * tiles.itemsize
             b_once = (mm.batch if shape.b_batched else 1) * mm.k * mm.n * tiles.itemsize
             hbm += (traffic.a_hbm - a_once) + (traffic.b_hbm - b_once)
-            l2 = traffic.l2 + kernel.bytes(("output", "intermediate"))
+            l2 = traffic.l2 + out_bytes
             smem = shared_bytes_moved(tiles, shape.blocks, mm.k)
             feed = memory_efficiency(m, shape.blocks, resident, tiles.bytes_in_flight_per_warp(m))
         time = {"compute": compute,
@@ -96,17 +121,17 @@ class GpuModel:
             time["mem:l2"] = l2 / m.l2_bandwidth
         if smem and m.smem_bandwidth:
             time["mem:smem"] = smem / m.smem_bandwidth
-        counts = {"flops_useful": kernel.flops_useful, "flops_executed": executed,
-                  "transcendentals": kernel.transcendentals,
+        counts = {"flops_useful": flops_useful, "flops_executed": executed, "transcendentals": transcendentals,
                   "bytes": Amounts.of({"mem:hbm": hbm, "mem:l2": l2, "mem:smem": smem}),
                   "peak_chip_seconds": peak_seconds, "ops": Amounts.of({f"{unit}:{precision}": executed})}
         return roofline(time, {"launch": m.launch_overhead}, **counts)
 
     def hbm_bytes(self, kernel: KernelCounts) -> float:
         """Bytes from and to HBM: every global buffer's footprint, except intermediates the previous kernels
-        just wrote that are still in L2."""
-        limit = self.machine.l2_bytes * self.machine.l2_reuse_fraction
-        recent = dict(self._recent)
+        just wrote that are still in L2. Then `kernel`'s outputs join those, and the oldest leave while
+        their sizes sum to more than the L2 share."""
+        limit = self._l2_share
+        recent = self._recent_names
         hbm = 0.0
         for t in kernel.traffic:
             if t.role == "local" or (t.role == "intermediate" and t.buffer in recent and t.loaded
@@ -114,13 +139,47 @@ class GpuModel:
                 continue
             hbm += t.unique
         for name in kernel.writes:
-            self._recent.append((name, sum(t.unique for t in kernel.traffic if t.buffer == name)))
-        while self._recent and sum(size for _, size in self._recent) > limit:
-            self._recent.pop(0)
+            self._remember(name, sum(t.unique for t in kernel.traffic if t.buffer == name))
+        while self._recent and self._recent_bytes() > limit:
+            self._forget()
         return hbm
 
+    def _remember(self, name: str, size: float) -> None:
+        self._recent.append((name, size))
+        self._recent_names[name] = self._recent_names.get(name, 0) + 1
+        if size >= 0 and float(size).is_integer():
+            self._recent_whole += int(size)
+        else:
+            self._recent_other += 1
+
+    def _forget(self) -> None:
+        name, size = self._recent.popleft()
+        if self._recent_names[name] == 1:
+            del self._recent_names[name]
+        else:
+            self._recent_names[name] -= 1
+        if size >= 0 and float(size).is_integer():
+            self._recent_whole -= int(size)
+        else:
+            self._recent_other -= 1
+
+    def _recent_bytes(self) -> float:
+        """`sum(sizes in _recent)` as Python adds them, oldest first. Whole numbers >= 0 whose total is at
+        most 2**53 add exactly in any order, so then the running exact total is that sum; otherwise it
+        is added up afresh."""
+        if not self._recent_other and self._recent_whole <= 2 ** 53:
+            return float(self._recent_whole)
+        return sum(size for _, size in self._recent)
+
     def describe(self, shape: KernelShape) -> str:
-        """One line on the launch: grid, block, occupancy, waves, tiles."""
+        """One line on the launch: grid, block, occupancy, waves, tiles (kept per shape: the line reads
+        nothing but the shape and the machine)."""
+        text = self._described.get(shape)
+        if text is None:
+            text = self._described[shape] = self._describe(shape)
+        return text
+
+    def _describe(self, shape: KernelShape) -> str:
         m = self.machine
         resident = occupancy(m, shape.threads, shape.registers, shape.shared_bytes)
         text = (f"{shape.blocks} blocks x {shape.threads} threads, {shape.registers} regs ({shape.registers_from}), "
@@ -149,9 +208,9 @@ def estimate_artifact(artifact: object, spec: HardwareSpec, machine: GpuMachine,
         by_name = kernel_shapes.from_artifact(artifact)
         shapes = [by_name[k.name] for k in counts.kernels]
     else:
-        counts = count_graph(graph)
+        counts, counter = counted_graph(graph)
         tensor_cores = bool(options.extra.get("tensor_cores", True)) if options is not None else True
-        shapes = kernel_shapes.from_graph(graph, counts, machine, tensor_cores)
+        shapes = kernel_shapes.from_graph(graph, counts, machine, tensor_cores, counter)
     counts.attributes.setdefault("dims", dict(graph.dims))
     return estimate(counts, shapes, spec, machine, target, getattr(options, "chips", None),
                     getattr(options, "partition", "auto"))
@@ -162,21 +221,24 @@ def estimate(counts: ProgramCounts, shapes: list[KernelShape], spec: HardwareSpe
     plan = plan_partition(counts, spec, chips, strategy)
     model = GpuModel(machine)
     order = iter(range(len(counts.kernels)))
-    notes: dict[int, str] = {}
+    launched: list[KernelShape] = []  # the shape each kernel was priced with, in order
 
     def price(kernel: KernelCounts) -> Cost:  # price_partitioned calls it once per kernel, in order
         index = next(order)
         ways = plan.ways[index] if plan.ways else 1
         shape = shapes[index].split(ways, kernel, machine)
-        notes[index] = model.describe(shape)
+        launched.append(shape)
         return model.price(kernel, shape)
 
-    reports = price_partitioned(counts, spec, plan, price) if plan.placement.fits else []
-    reports = _with_notes(reports, counts, notes)
+    def describe(index: int) -> str:
+        return model.describe(launched[index])
+
+    reports = price_partitioned(counts, spec, plan, price, describe) if plan.placement.fits else []
     assumptions = _assumptions(counts, spec, machine)
-    unit = _main_unit(sum((r.cost for r in reports), Cost()), machine) if reports else None
-    return build_report(target, spec, counts, plan, reports, assumptions, _lead(counts, reports, machine, unit),
-                        _rates(machine, unit))
+    total = total_of(reports)
+    unit = _main_unit(total, machine) if reports else None
+    return build_report(target, spec, counts, plan, reports, assumptions,
+                        _lead(counts, reports, total, machine, unit), _rates(machine, unit), total=total)
 
 
 @dataclass(frozen=True)
@@ -215,32 +277,22 @@ def _rates(machine: GpuMachine, unit: _Unit | None) -> dict[str, str]:
     return rates
 
 
-def _with_notes(reports, counts: ProgramCounts, notes: dict[int, str]):
-    from dataclasses import replace
-    result, index = [], 0
-    names = [k.name for k in counts.kernels]
-    for report in reports:
-        if index < len(names) and report.name == names[index] and report.kind == counts.kernels[index].kind:
-            note = "; ".join(part for part in (notes.get(index, ""), report.note) if part)
-            result.append(replace(report, note=note))
-            index += 1
-        else:
-            result.append(report)
-    return result
-
-
-def _lead(counts: ProgramCounts, reports, machine: GpuMachine, unit: _Unit | None) -> str:
+def _lead(counts: ProgramCounts, reports: list[KernelReport], total: Cost, machine: GpuMachine,
+          unit: _Unit | None) -> str:
     """Why the program is bound where it is: the ridge point (the intensity at which the unit most of its
     work runs on, at its achievable rate, meets HBM at its achievable rate), and how much of the time goes
-    to kernels above it (compute-bound), below it (memory-bound), and to launches and messages."""
+    to kernels above it (compute-bound), below it (memory-bound), and to launches and messages. `total`
+    is the reports' total."""
     if not reports or unit is None:
         return ""
-    total = sum((r.cost for r in reports), Cost())
     ridge = unit.peak * unit.fraction / (machine.hbm_bandwidth * machine.memory_fraction)
-    groups: dict[str, Cost] = {}
+    groups: dict[str, _Group] = {}
     for report in reports:
         binding = report.cost.binding or "compute"
-        groups[binding] = groups.get(binding, Cost()) + report.cost
+        group = groups.get(binding)
+        if group is None:
+            group = groups[binding] = _Group()
+        group.add(report.cost)
     parts = []
     levels = sorted(g for g in groups if g.startswith("mem:"))
     for group in ["compute", *levels, "launch", "interconnect"]:
@@ -255,7 +307,7 @@ def _lead(counts: ProgramCounts, reports, machine: GpuMachine, unit: _Unit | Non
         else:
             # Intensity against HBM, placed against the ridge as it is (an L2- or smem-bound kernel can
             # sit on either side of the HBM ridge).
-            hbm = cost.bytes.get("mem:hbm")
+            hbm = cost.hbm
             intensity = cost.flops_executed / hbm if hbm else math.inf
             side = "above" if intensity >= ridge else "below"
             what = "compute-bound" if group == "compute" else f"{group[4:].upper()}-bound"
@@ -263,9 +315,27 @@ def _lead(counts: ProgramCounts, reports, machine: GpuMachine, unit: _Unit | Non
     text = (f"ridge {ridge:.3g} FLOP/B ({unit.name} {unit.precision} at {unit.fraction:g} x "
             f"{format_si(unit.peak, 'FLOP/s')} vs HBM at {machine.memory_fraction:g} x "
             f"{format_si(machine.hbm_bandwidth, 'B/s')}): " + ", ".join(parts))
-    if counts.weight_bytes:
-        text = f"weights {format_si(counts.weight_bytes, 'B')} read from HBM each step; " + text
+    weights = counts.weight_bytes
+    if weights:
+        text = f"weights {format_si(weights, 'B')} read from HBM each step; " + text
     return text
+
+
+@dataclass
+class _Group:
+    """The three sums `_lead` reads of the kernels bound by one resource, as `sum_costs` of their costs
+    has them (each field is summed on its own, in the same order from 0.0), without the other fields."""
+
+    latency: float = 0.0
+    flops_executed: float = 0.0
+    hbm: float = 0.0  # bytes["mem:hbm"]
+
+    def add(self, cost: Cost) -> None:
+        self.latency += cost.latency
+        self.flops_executed += cost.flops_executed
+        for key, value in cost.bytes.items:
+            if key == "mem:hbm":
+                self.hbm += float(value)
 
 
 def _assumptions(counts: ProgramCounts, spec: HardwareSpec, machine: GpuMachine) -> list[str]:

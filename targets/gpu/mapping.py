@@ -21,8 +21,8 @@ import math
 from dataclasses import dataclass
 
 from targets.gpu.machine import GpuMachine
-from targets.gpu.occupancy import LaunchError, memory_efficiency, occupancy, wave_efficiency
-from targets.gpu.simt import STATIC_SHARED_LIMIT
+from targets.gpu.occupancy import (STATIC_SHARED_LIMIT, LaunchError, Occupancy, memory_efficiency, occupancy,
+                                   wave_efficiency)
 from targets.gpu.traffic import matmul_traffic
 
 ELEMENTWISE_THREADS = 256
@@ -161,23 +161,59 @@ def shared_bytes_moved(tiles: MatmulTiles, blocks: int, k: int) -> float:
     return blocks * steps * ((tiles.bm + tiles.bn) * tiles.itemsize + tiles.shared_reads_per_k)
 
 
+@dataclass(frozen=True)
+class TileFit:
+    """A tile on one machine and what of its price does not depend on the matmul."""
+
+    tiles: MatmulTiles
+    resident: Occupancy
+    rate: float  # FLOP/s of the unit it runs on, at the achievable fraction
+    bytes_per_warp: float  # bytes a warp keeps in flight
+
+
+def fit_tiles(machine: GpuMachine, tiles: MatmulTiles, precision: str, registers: int | None = None) -> TileFit:
+    """`tiles` on `machine` (a LaunchError when a block does not fit an SM)."""
+    resident = occupancy(machine, tiles.threads, registers or tiles.registers, tiles.shared_bytes)
+    rate = (machine.tensor_rate(precision) or 0.0) * machine.tensor_fraction if tiles.mma else \
+        machine.vector_rate(precision) * machine.vector_fraction
+    return TileFit(tiles, resident, rate, tiles.bytes_in_flight_per_warp(machine))
+
+
 def score_tiles(machine: GpuMachine, tiles: MatmulTiles, batch: int, m: int, n: int, k: int, precision: str,
                 a_batched: bool, b_batched: bool, out_bytes: float, registers: int | None = None) -> TileScore:
     """Predicted time of the matmul with `tiles` (the cost model's formulas, without launch overhead)."""
+    return score_fit(machine, fit_tiles(machine, tiles, precision, registers), batch, m, n, k, a_batched, b_batched,
+                     out_bytes)
+
+
+def score_fit(machine: GpuMachine, fit: TileFit, batch: int, m: int, n: int, k: int, a_batched: bool,
+              b_batched: bool, out_bytes: float) -> TileScore:
+    """`score_tiles` of a tile already fitted to the machine."""
+    tiles, resident = fit.tiles, fit.resident
     blocks = batch * math.ceil(m / tiles.bm) * math.ceil(n / tiles.bn)
-    resident = occupancy(machine, tiles.threads, registers or tiles.registers, tiles.shared_bytes)
     slots = machine.sms * resident.blocks_per_sm
     padded = 2.0 * blocks * tiles.bm * tiles.bn * math.ceil(k / tiles.bk) * tiles.bk
-    rate = (machine.tensor_rate(precision) or 0.0) * machine.tensor_fraction if tiles.mma else \
-        machine.vector_rate(precision) * machine.vector_fraction
-    compute = padded / (rate * wave_efficiency(machine, blocks, resident))
+    compute = padded / (fit.rate * wave_efficiency(machine, blocks, resident))
     traffic = matmul_traffic(machine, batch, m, n, k, tiles.bm, tiles.bn, tiles.itemsize, a_batched, b_batched, slots)
-    feed = memory_efficiency(machine, blocks, resident, tiles.bytes_in_flight_per_warp(machine))
+    feed = memory_efficiency(machine, blocks, resident, fit.bytes_per_warp)
     bandwidth = machine.hbm_bandwidth * machine.memory_fraction * feed
     hbm = (traffic.a_hbm + traffic.b_hbm + out_bytes) / bandwidth
     l2 = traffic.l2 / machine.l2_bandwidth if machine.l2_bandwidth else 0.0
     smem = shared_bytes_moved(tiles, blocks, k) / machine.smem_bandwidth if machine.smem_bandwidth else 0.0
     return TileScore(max(compute, hbm, l2, smem), compute, hbm, l2, smem, padded)
+
+
+@functools.lru_cache(maxsize=256)
+def fitting_tiles(machine: GpuMachine, precision: str, itemsize: int, use_mma: bool) -> tuple[TileFit, ...]:
+    """The candidates that fit one SM of `machine`, fitted once per machine and precision: a fit does not
+    depend on the matmul's sizes, and every matmul of a program searches the same candidates."""
+    fits = []
+    for tiles in candidate_tiles(precision, itemsize, use_mma):
+        try:
+            fits.append(fit_tiles(machine, tiles, precision))
+        except LaunchError:
+            continue
+    return tuple(fits)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -186,11 +222,9 @@ def choose_tiles(machine: GpuMachine, batch: int, m: int, n: int, k: int, precis
     """The candidate with the lowest predicted time; ties go to the least padded work, then the larger tile."""
     use_mma = tensor_cores and precision in MMA_DTYPES and machine.tensor_rate(precision) is not None
     best: tuple[tuple[float, float, int], MatmulTiles] | None = None
-    for tiles in candidate_tiles(precision, itemsize, use_mma):
-        try:
-            score = score_tiles(machine, tiles, batch, m, n, k, precision, a_batched, b_batched, out_bytes)
-        except LaunchError:
-            continue
+    for fit in fitting_tiles(machine, precision, itemsize, use_mma):
+        score = score_fit(machine, fit, batch, m, n, k, a_batched, b_batched, out_bytes)
+        tiles = fit.tiles
         key = (float(f"{score.seconds:.3g}"), score.padded_flops, -tiles.bm * tiles.bn)
         if best is None or key < best[0]:
             best = (key, tiles)

@@ -26,6 +26,7 @@ from targets.gpu.machine import GpuMachine
 REGISTER_ALLOCATION_UNIT = 256  # registers per warp are allocated in multiples of this (cc 8.0-10.0)
 SMEM_RESERVED_PER_BLOCK = 1024  # bytes of shared memory the system keeps per resident block (cc 8.0+)
 MAX_REGISTERS_PER_THREAD = 255
+STATIC_SHARED_LIMIT = 48 * 1024  # bytes of static shared memory a kernel may declare (every CUDA GPU)
 
 
 class LaunchError(Exception):

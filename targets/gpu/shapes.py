@@ -14,14 +14,19 @@ a matmul gets the tiles of its narrower N, other kernels 1/ways of the blocks.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from ir import ops
 from ir.graph import Graph
-from targets.counts import KernelCounts, ProgramCounts
+from targets.counts import KernelCounts, MatmulShape, ProgramCounts
 from targets.gpu.machine import GpuMachine
-from targets.gpu.mapping import MatmulTiles, choose_tiles, elementwise_launch, reduction_launch
+from targets.gpu.mapping import Launch, MatmulTiles, choose_tiles, elementwise_launch, reduction_launch
+
+if TYPE_CHECKING:
+    from targets.graph_counts import GraphCounter
 
 ESTIMATED_REGISTERS = 32  # per thread, for elementwise and reduction kernels without ptxas figures
 
@@ -44,19 +49,33 @@ class KernelShape:
     tensor_cores: bool = True
 
     def split(self, ways: int, kernel: KernelCounts, machine: GpuMachine) -> KernelShape:
+        """The shape of one chip's share of `kernel` (already split `ways` ways: `KernelCounts.split`)."""
         if ways == 1:
             return self
         if self.tiles is not None and kernel.matmul is not None:
             return matmul_shape(kernel, machine, self.precision, self.a_batched, self.b_batched, self.sparse_b,
                                 self.tensor_cores)
-        return replace(self, blocks=max(1, math.ceil(self.blocks / ways)))
+        return _with_blocks(self, max(1, math.ceil(self.blocks / ways)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _with_blocks(shape: KernelShape, blocks: int) -> KernelShape:
+    """`shape` launched on `blocks` blocks, made once per distinct shape (a repeated kernel's split)."""
+    return replace(shape, blocks=blocks)
 
 
 def matmul_shape(kernel: KernelCounts, machine: GpuMachine, precision: str, a_batched: bool, b_batched: bool,
                  sparse_b: bool, tensor_cores: bool) -> KernelShape:
-    shape = kernel.matmul
+    return tiled_shape(machine, kernel.matmul, precision, a_batched, b_batched, sparse_b, tensor_cores,
+                       kernel.bytes(("output", "intermediate")))
+
+
+@functools.lru_cache(maxsize=4096)
+def tiled_shape(machine: GpuMachine, shape: MatmulShape, precision: str, a_batched: bool, b_batched: bool,
+                sparse_b: bool, tensor_cores: bool, out_bytes: float) -> KernelShape:
+    """The launch of a matmul of `shape` on the tiles `choose_tiles` picks. Cached like `choose_tiles`:
+    a pure function of its arguments (a decode step repeats each matmul once per layer)."""
     itemsize = {"f64": 8, "f32": 4, "i64": 8, "i32": 4, "i8": 1}.get(precision, 2)
-    out_bytes = kernel.bytes(("output", "intermediate"))
     tiles = choose_tiles(machine, shape.batch, shape.m, shape.n, shape.k, precision, itemsize, a_batched, b_batched,
                          out_bytes, tensor_cores)
     blocks = shape.batch * math.ceil(shape.m / tiles.bm) * math.ceil(shape.n / tiles.bn)
@@ -64,42 +83,56 @@ def matmul_shape(kernel: KernelCounts, machine: GpuMachine, precision: str, a_ba
                        tiles, a_batched, b_batched, sparse_b, tensor_cores=tensor_cores)
 
 
-def from_graph(graph: Graph, counts: ProgramCounts, machine: GpuMachine,
-               tensor_cores: bool = True) -> list[KernelShape]:
-    """One shape per kernel of `counts` (a `count_graph` result of `graph`), in order."""
-    from targets.graph_counts import GraphCounter
-    counter = GraphCounter(graph)
+def from_graph(graph: Graph, counts: ProgramCounts, machine: GpuMachine, tensor_cores: bool = True,
+               counter: GraphCounter | None = None) -> list[KernelShape]:
+    """One shape per kernel of `counts` (a `count_graph` result of `graph`), in order; `counter` is the
+    one that counted them, when the caller has it (`targets.counts.counted_graph`)."""
+    if counter is None:
+        from targets.graph_counts import GraphCounter
+        counter = GraphCounter(graph)
     shapes = []
     for members, kernel in zip(counter.units(), counts.kernels):
-        shapes.append(_unit_shape(graph, counter, members, kernel, machine, tensor_cores))
+        shapes.append(_unit_shape(counter, members, kernel, machine, tensor_cores))
     return shapes
 
 
-def _unit_shape(graph: Graph, counter, members: list[int], kernel: KernelCounts, machine: GpuMachine,
+def _unit_shape(counter: GraphCounter, members: list[int], kernel: KernelCounts, machine: GpuMachine,
                 tensor_cores: bool) -> KernelShape:
-    nodes = {n: graph.node(n) for n in members}
+    node, operands = counter.node, counter.operands  # the graph's nodes and operand lists, as counted
     precision = str(kernel.dtype)
     if kernel.kind == "matmul" and kernel.matmul is not None:
-        anchor = next(n for n, node in nodes.items() if ops.in_group(node.op, ops.MATMUL))
-        a, b = graph.operands(anchor)
-        a_type, b_type = graph.node(a).type, graph.node(b).type
+        anchor = next(n for n in members if ops.in_group(node[n].op, ops.MATMUL))
+        a, b = operands[anchor]
+        a_type, b_type = node[a].type, node[b].type
         base = counter.base(b)
-        fmt = graph.node(base[0]).type.format if base is not None else b_type.format
+        fmt = node[base[0]].type.format if base is not None else b_type.format
         sparse = fmt.kind == "nm" and fmt.n * 2 <= fmt.m
         return matmul_shape(kernel, machine, str(a_type.dtype), math.prod(a_type.shape[:-2]) > 1,
                             math.prod(b_type.shape[:-2]) > 1, sparse, tensor_cores)
     if kernel.kind == "reduction":
-        anchor = next(n for n, node in nodes.items() if ops.in_group(node.op, ops.REDUCTION))
-        source = graph.node(graph.operands(anchor)[0]).type
-        length = max(1, source.size // max(1, nodes[anchor].type.size))
-        launch = reduction_launch(max(1, source.size // length), length)
-        return KernelShape("reduction", launch.blocks, launch.threads, _reduction_shared(launch, kernel),
-                           ESTIMATED_REGISTERS, "estimate", precision, mode=launch.mode)
-    launch = elementwise_launch(max(1, int(kernel.parallel)))
-    return KernelShape(kernel.kind, launch.blocks, launch.threads, 0, ESTIMATED_REGISTERS, "estimate", precision)
+        anchor = next(n for n in members if ops.in_group(node[n].op, ops.REDUCTION))
+        source = node[operands[anchor][0]].type
+        length = max(1, source.size // max(1, node[anchor].type.size))
+        return reduction_shape(max(1, source.size // length), length, precision)
+    return elementwise_shape(kernel.kind, max(1, int(kernel.parallel)), precision)
 
 
-def _reduction_shared(launch, kernel: KernelCounts) -> float:
+@functools.lru_cache(maxsize=4096)
+def reduction_shape(rows: int, length: int, precision: str) -> KernelShape:
+    """The launch of a reduction of `rows` rows of `length` elements (made once per distinct reduction)."""
+    launch = reduction_launch(rows, length)
+    return KernelShape("reduction", launch.blocks, launch.threads, _reduction_shared(launch), ESTIMATED_REGISTERS,
+                       "estimate", precision, mode=launch.mode)
+
+
+@functools.lru_cache(maxsize=4096)
+def elementwise_shape(kind: str, elements: int, precision: str) -> KernelShape:
+    """The launch of an elementwise (or copy) kernel over `elements` outputs (made once per distinct one)."""
+    launch = elementwise_launch(elements)
+    return KernelShape(kind, launch.blocks, launch.threads, 0, ESTIMATED_REGISTERS, "estimate", precision)
+
+
+def _reduction_shared(launch: Launch) -> float:
     """Per block: one f32/f64 slot per warp and the reduced total, per stage (row-per-block mode)."""
     if launch.mode != "block":
         return 0.0

@@ -42,10 +42,10 @@ from dataclasses import dataclass
 
 from ir.loops import (Allocate, Binary, Buffer, Const, Expr, For, If, Kernel, Let, Load, LoopKind, Scope, Seq,
                       Stmt, Store, Var, map_expr, walk)
+from targets.gpu.occupancy import STATIC_SHARED_LIMIT
 
 WARP = 32
 MAX_THREADS = 1024
-STATIC_SHARED_LIMIT = 48 * 1024  # bytes of static shared memory a kernel may declare (every CUDA GPU)
 SHARED_ALIGNMENT = 16  # the code generator aligns every shared array to 16 bytes
 
 

@@ -15,12 +15,16 @@ llvmlite's LLVM lacks the NVPTX backend.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ir import ops
 from ir.graph import Graph
 from targets.base import CompileOptions, PricingArtifact, TargetError
 from targets.cost import CostReport
-from targets.gpu.artifact import GpuArtifact
 from targets.gpu.machine import GpuMachine, gpu_spec
+
+if TYPE_CHECKING:  # code generation is imported when a program is compiled, not when it is only priced
+    from targets.gpu.artifact import GpuArtifact
 
 _OPTIONS = {"tensor_cores"}
 _SUPPORTED_GROUPS = (ops.ELEMENTWISE, ops.REDUCTION, ops.MATMUL, ops.SHAPE, ops.SOURCE)
@@ -76,6 +80,7 @@ class GpuTarget:
             raise TargetError(f"the gpu target cannot emit PTX: {missing}")
         check_supported(graph)
         from passes.lowering import lower
+        from targets.gpu.artifact import GpuArtifact
         from targets.gpu.schedules import GpuSchedule
         from targets.gpu.simt import analyze
         schedule = GpuSchedule(self.machine, tensor_cores)

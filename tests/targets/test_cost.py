@@ -7,7 +7,8 @@ import json
 import pytest
 
 from ir.dtypes import DType
-from targets.cost import SCHEMA, Amounts, Cost, CostReport, KernelReport, Placement, roofline, total_of
+from targets.cost import (SCHEMA, Amounts, Cost, CostReport, KernelReport, Placement, roofline, sum_costs,
+                          total_of)
 from targets.counts import BufferTraffic, KernelCounts, ProgramCounts
 from targets.partition import PartitionPlan, plan_partition
 from targets.report import build_report
@@ -77,6 +78,25 @@ def test_costs_add_and_scale_across_chips() -> None:
     split = one.across(4)
     assert split.flops_executed == 8 and split.bytes.get("mem:hbm") == 40 and split.latency == 1
     assert split.utilization(4) == pytest.approx(0.5)
+
+
+def test_sum_costs_is_the_sum_of_costs_bit_for_bit() -> None:
+    """`sum_costs` (and `total_of`) must give what adding Costs one by one gives, down to the last bit and
+    the number types: repeated keys inside one Amounts, integers, -0.0 and keys that come and go."""
+    def amounts(*pairs: tuple[str, float]) -> Amounts:
+        return Amounts(tuple(pairs))  # as written: not merged, not converted
+
+    costs = [Cost(1, 0.1, 0.0, amounts(("mem:hbm", 3), ("mem:hbm", 0.2)), amounts(("compute", -0.0)), 0.3,
+                  amounts(("compute", 0.3)), 1e-9, amounts(("tensor:bf16", 7))),
+             Cost(0.2, 1e300, -0.0, amounts(("mem:l2", 0.1)), amounts(("compute", 0.7), ("launch", 4e-6)), 0.1,
+                  amounts(("launch", 0.1)), 2e-9, amounts()),
+             Cost(),
+             Cost(3e-17, 0.3, 1.0, amounts(("mem:l2", 0.2), ("mem:hbm", 0.1)), amounts(("compute", -0.0)),
+                  1e-20, amounts(("compute", 1e-20)), 0.0, amounts(("vector:f32", 0.1)))]
+    for count in range(len(costs) + 1):
+        chosen = costs[:count] * 3
+        assert repr(sum_costs(chosen)) == repr(sum(chosen, Cost()))
+        assert repr(total_of(KernelReport("k", "matmul", c) for c in chosen)) == repr(sum(chosen, Cost()))
 
 
 def _counts(tokens: int | None = 4, users: int = 2) -> ProgramCounts:

@@ -235,3 +235,28 @@ def test_sparse_weights_occupy_their_non_zeros_when_the_density_is_known() -> No
     assert k_nm.weight_density == 0.5 and k_nm.flops == 2 * 8 * 64 * 64  # the math is the dense one
     assert k_csr.weight_bytes == dense / 8 * 2  # values + an i32 index per non-zero
     assert k_csc.weight_bytes == dense and any("counted dense" in n for n in k_csc.notes)
+
+
+def test_a_split_kernel_divides_its_work_and_keeps_everything_else() -> None:
+    """`KernelCounts.split` builds its result field by field: every field it does not divide must come
+    through unchanged (a field added to KernelCounts and forgotten there would fail here)."""
+    from dataclasses import fields, replace
+
+    from targets.counts import BufferTraffic, KernelCounts, MatmulShape
+
+    traffic = (BufferTraffic("w", "weight", 8.0, 0.0, 8.0, 16.0), BufferTraffic("y", "output", 0.0, 6.0, 6.0, 6.0))
+    kernel = KernelCounts("k", "matmul", BF16, 12.0, 10.0, 3.0, 5.0, traffic, 9.0, 7.0, vector_width=8,
+                          matmul=MatmulShape(2, 3, 9, 4), reads=("w",), writes=("y",), notes=("from here",),
+                          weight_density=0.5, sparse="terms")
+    divided = {"flops", "flops_useful", "transcendentals", "index_ops", "traffic", "iterations", "parallel",
+               "matmul"}
+    for field in fields(KernelCounts):
+        if field.name not in divided:
+            assert getattr(kernel, field.name) != getattr(KernelCounts("", "", F32, 0, 0, 0, 0, (), 0, 0),
+                                                          field.name), f"give {field.name} a value of its own"
+    half = kernel.split(2)
+    assert half == replace(kernel, flops=6.0, flops_useful=5.0, transcendentals=1.5, index_ops=2.5,
+                           traffic=(BufferTraffic("w", "weight", 4.0, 0.0, 4.0, 8.0),
+                                    BufferTraffic("y", "output", 0.0, 3.0, 3.0, 3.0)),
+                           iterations=4.5, parallel=3.5, matmul=MatmulShape(2, 3, 4, 4))
+    assert kernel.split(1) is kernel and kernel.split(8).parallel == 1.0

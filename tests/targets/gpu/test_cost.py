@@ -175,3 +175,64 @@ def test_the_why_line_places_each_kernel_group_on_the_right_side_of_the_ridge() 
     assert groups, text
     for intensity, side in groups:
         assert (float(intensity) >= ridge) == (side == "above"), text
+
+
+def _reference_hbm(machine, kernels):
+    """HBM bytes per kernel by the rule as documented, done the plain way: the intermediates the last
+    kernels wrote, oldest first, summed afresh after every change."""
+    limit = machine.l2_bytes * machine.l2_reuse_fraction
+    recent, result = [], []
+    for kernel in kernels:
+        names = {name for name, _ in recent}
+        result.append(sum(t.unique for t in kernel.traffic
+                          if not (t.role == "local" or (t.role == "intermediate" and t.buffer in names
+                                                        and t.loaded and not t.stored and t.unique <= limit))))
+        for name in kernel.writes:
+            recent.append((name, sum(t.unique for t in kernel.traffic if t.buffer == name)))
+        while recent and sum(size for _, size in recent) > limit:
+            recent.pop(0)
+    return result
+
+
+def test_l2_reuse_follows_the_documented_rule_for_whole_and_fractional_sizes() -> None:
+    from dataclasses import replace
+
+    from ir.dtypes import DType
+    from targets.counts import BufferTraffic, KernelCounts
+    from targets.gpu.cost import GpuModel
+
+    machine = replace(machine_for("h100"), l2_bytes=1000.0, l2_reuse_fraction=0.5)  # 500 bytes stay in L2
+
+    def kernel(index: int, size: float) -> KernelCounts:  # reads the previous kernel's value, writes its own
+        traffic = (BufferTraffic(f"v{index - 1}", "intermediate", size, 0.0, size, size),
+                   BufferTraffic(f"v{index}", "intermediate", 0.0, size, size, size))
+        return KernelCounts(f"k{index}", "elementwise", DType.F32, 1.0, 1.0, 0.0, 0.0, traffic, 1.0, 1.0,
+                            reads=(f"v{index - 1}",), writes=(f"v{index}",))
+
+    sizes = [100.0, 200.0, 150.0, 0.1, 0.2, 300.0, 499.7, 0.3, 120.5, 2.0 ** 60, 10.0, 60.0, 70.0, 80.0]
+    kernels = [kernel(i, size) for i, size in enumerate(sizes * 2)]
+    model = GpuModel(machine)
+    assert [model.hbm_bytes(k) for k in kernels] == _reference_hbm(machine, kernels)
+
+
+def test_repeated_kernels_are_priced_as_if_each_were_priced_afresh() -> None:
+    """`GpuModel.price` keeps one Cost per distinct kernel figures and shape: a layer priced after 79
+    others is priced as a model that saw only its L2 state would price it."""
+    from targets.counts import count_graph
+    from targets.gpu.cost import GpuModel
+    from targets.gpu.shapes import from_graph
+
+    program = compiler.compile("examples/llama_decode.nk", target="gpu:h100", for_pricing=True,
+                               defines={"L": 3, "D": 256, "Hq": 4, "Hkv": 2, "Dh": 64, "F": 512, "V": 1000,
+                                        "B": 1, "T": 64})
+    graph = program.artifact.graph
+    counts = count_graph(graph)
+    machine = machine_for("h100")
+    shapes = from_graph(graph, counts, machine)
+    shared = GpuModel(machine)
+    for index, (kernel, shape) in enumerate(zip(counts.kernels, shapes)):
+        fresh = GpuModel(machine)
+        for earlier in counts.kernels[:index]:
+            fresh.hbm_bytes(earlier)  # the same L2 state, nothing memoised
+        assert repr(shared.price(kernel, shape)) == repr(fresh.price(kernel, shape))
+    assert len(shared._priced) < len(counts.kernels)  # the layers did repeat
