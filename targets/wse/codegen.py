@@ -34,6 +34,7 @@ from targets.wse.local_plan import LocalEmitter, build_plan
 from targets.wse.machine import WseMachine
 from targets.wse.regions import MATMUL, Partition, Region, is_weight
 from targets.wse.sparsity import Sparsity
+from targets.wse.work import matmul_shape
 
 
 class WseMemoryError(NicheError):
@@ -74,20 +75,6 @@ class RegionCode:
 
 
 Split = tuple[int, int, int]  # rows (K of a matmul), batch groups, columns per group (N); maps: rows, 1, columns
-
-
-@dataclass(frozen=True)
-class MatmulShape:
-    batch: int
-    m: int
-    k: int
-    n: int
-
-
-def matmul_shape(graph: Graph, anchor: int) -> MatmulShape:
-    a, _ = graph.operands(anchor)
-    shape = graph.node(anchor).type.shape
-    return MatmulShape(math.prod(shape[:-2]), shape[-2], graph.node(a).type.shape[-1], shape[-1])
 
 
 @dataclass(frozen=True)

@@ -38,11 +38,11 @@ from targets.spec import HardwareSpec
 from targets.spec_schema import precision_of
 from targets.units import format_si, format_time
 from targets.wse.analysis import Analysis, RegionFacts, default_state
-from targets.wse.local_plan import vop_cost
 from targets.wse.machine import WseMachine
 from targets.wse.pricing import FMAC, RESOURCE_NAMES, VECTOR, Plan, Priced, Pricer
-from targets.wse.regions import partition
+from targets.wse.regions import Partition, partition
 from targets.wse.sparsity import Sparsity
+from targets.wse.work import vop_cost
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,13 @@ class PricedProgram:
     facts: list[RegionFacts]
     weight_bytes: float
     state_bytes: float
+    parts: Partition | None = None  # the regions priced (shapes only: the same with or without sparsity)
 
 
-def price(graph: Graph, machine: WseMachine, options: PricingOptions, ignore_sparsity: bool = False) -> PricedProgram:
-    parts = partition(graph)
+def price(graph: Graph, machine: WseMachine, options: PricingOptions, ignore_sparsity: bool = False,
+          parts: Partition | None = None) -> PricedProgram:
+    """`parts`: the graph's regions when already cut (`partition(graph)`, which reads shapes only)."""
+    parts = parts if parts is not None else partition(graph)
     sparsity = Sparsity(graph, machine, options.density, ignore=ignore_sparsity)
     state = set(options.state) if options.state is not None else default_state(graph)
     facts = Analysis(graph, parts, machine, sparsity, state).facts
@@ -91,7 +94,7 @@ def price(graph: Graph, machine: WseMachine, options: PricingOptions, ignore_spa
             plan.fits = False
             plan.reason = (f"resident weights need {needed} wafers, only {options.wafers} allowed (weights='resident'); "
                            "allow more (--chips) or stream them")
-    return PricedProgram(plan, facts, weight_bytes, state_bytes)
+    return PricedProgram(plan, facts, weight_bytes, state_bytes, parts)
 
 
 def estimate_graph(graph: Graph, machine: WseMachine, spec: HardwareSpec, target: str,
@@ -104,7 +107,7 @@ def estimate_graph(graph: Graph, machine: WseMachine, spec: HardwareSpec, target
     if not plan.fits:
         return CostReport(target, spec.name, name, placement, assumptions=tuple(assumptions),
                           explanation=placement.reason, level="graph")
-    kernels = tuple(_kernel(p, machine, plan) for p in plan.priced)
+    kernels = _kernels(plan, machine)
     peak = _peak(machine, priced)
     executed = sum(p.facts.executed for p in plan.priced)
     total = Cost(flops_useful=sum(p.facts.flops for p in plan.priced), flops_executed=executed,
@@ -152,7 +155,22 @@ def _kind(p: Priced) -> str:
     return "elementwise" if p.facts.vector_ops else "copy"
 
 
-def _kernel(p: Priced, machine: WseMachine, plan: Plan) -> KernelReport:
+def _kernels(plan: Plan, machine: WseMachine) -> tuple[KernelReport, ...]:
+    """A report per region. Its cost reads the region's facts only through `RegionFacts.sizing_key`,
+    its cycles (a function of that key and its split, `Pricer.cycles`), its I/O time and the plan's mode:
+    regions equal in those (the same region of identical layers) share one `Cost` (frozen)."""
+    costs: dict[tuple, Cost] = {}
+    kernels = []
+    for p in plan.priced:
+        key = (p.facts.sizing_key, p.split, p.io)
+        cost = costs.get(key)
+        if cost is None:
+            cost = costs[key] = _cost(p, machine, plan)
+        kernels.append(_kernel(p, cost))
+    return tuple(kernels)
+
+
+def _cost(p: Priced, machine: WseMachine, plan: Plan) -> Cost:
     f = p.facts
     clock = machine.clock_hz
     time = {FMAC: p.fmac / clock, VECTOR: p.vector / clock, "fabric": max(p.stream, p.reduce) / clock}
@@ -161,12 +179,16 @@ def _kernel(p: Priced, machine: WseMachine, plan: Plan) -> KernelReport:
     latency = max(p.latency / clock, p.io) if plan.mode == "streamed" else p.latency / clock
     binder = "mem:memoryx" if plan.mode == "streamed" and p.io >= p.latency / clock else p.binding
     inputs = f.inputs
-    cost = Cost(flops_useful=f.flops, flops_executed=f.executed, transcendentals=f.transcendentals,
+    return Cost(flops_useful=f.flops, flops_executed=f.executed, transcendentals=f.transcendentals,
                 bytes=Amounts.of({"mem:sram": inputs.stationary + inputs.moving + f.out_bytes,
                                   "fabric": inputs.dynamic, "io": inputs.host}),
                 time=Amounts.of(time), latency=latency, bound=Amounts.of({binder: latency}),
                 peak_chip_seconds=f.executed / (2.0 * machine.lanes(f.dtype) * machine.mesh_pes * clock),
                 ops=Amounts.of({f"fmac:{precision_of(f.dtype)}": f.executed}))
+
+
+def _kernel(p: Priced, cost: Cost) -> KernelReport:
+    f = p.facts
     rows, cols = p.rect
     note = f"{rows}x{cols} PEs at ({p.origin[0]},{p.origin[1]}), {p.bytes_per_pe:,.0f} B/PE"
     if f.density < 1:
@@ -257,7 +279,7 @@ def _sparsity_gain(priced: PricedProgram, machine: WseMachine, options: PricingO
     sparse = [f for f in priced.facts if f.density < 1 and f.per_step]
     if not sparse:
         return ""
-    dense = price(graph, machine, options, ignore_sparsity=True)
+    dense = price(graph, machine, options, ignore_sparsity=True, parts=priced.parts)
     fired = sum(f.executed for f in priced.facts if f.per_step)
     dense_fired = sum(f.executed for f in dense.facts if f.per_step)
     held = sum(f.inputs.stationary for f in priced.facts if f.per_step)

@@ -23,10 +23,10 @@ import numpy as np
 from ir import ops
 from ir.dtypes import DType
 from ir.graph import Graph
-from targets.counts import UNARY_COST
 from targets.wse import indexing as ix
 from targets.wse.isa import Assemble, Buffer, Const, Gather, Instr, Iota, Vop, Vred
 from targets.wse.machine import WseMachine
+from targets.wse.work import vop_cost
 
 
 @dataclass
@@ -101,18 +101,6 @@ def build_plan(graph: Graph, computable: set[int], needs: dict[int, np.ndarray],
 
 
 # -- emitting the local computation --------------------------------------------------------------
-
-
-def vop_cost(op: str, machine: WseMachine) -> int:
-    """Vector operations one element of `op` costs on a PE (transcendentals run in software)."""
-    if op in UNARY_COST:
-        flops, transcendentals = UNARY_COST[op]
-        return max(1, flops) + transcendentals * machine.transcendental_ops
-    if op == "pow":
-        return 1 + 2 * machine.transcendental_ops
-    if op == "div":
-        return machine.transcendental_ops // 2  # a reciprocal (Newton iterations) and a multiply
-    return 1
 
 
 class LocalEmitter:

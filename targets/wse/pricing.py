@@ -8,7 +8,7 @@ Sizing. A region gets PEs for two reasons, and the larger count wins:
   work:   the PEs that shorten the step most for its cycles (`_balanced`). Work is everything
           the PE datapath does (`work`): matmul MACs on the FMAC lanes, and the vector work of the other
           members (elementwise ops, reductions, casts; exp/log/... and divides as their sequences of vector
-          ops, `local_plan.vop_cost`) on the same SIMD lanes, plus the wavelets it receives. A softmax over
+          ops, `work.vop_cost`) on the same SIMD lanes, plus the wavelets it receives. A softmax over
           4,096 scores has no weights and needs 2 PEs of memory, but tens of millions of vector ops: sized by
           memory alone it would set the pace of the whole pipeline.
 The memory PEs are the floor; a share `fill` of the wafers' spare PEs (those the memory sizing leaves
@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Iterable, Iterator
 
 from targets.wse.analysis import RegionFacts, accumulator_bytes, macs_of, tile
 from targets.wse.machine import WseMachine
@@ -126,14 +127,32 @@ class Plan:
 
 
 class Pricer:
+    """Sizes, places and prices the regions of a program on one machine.
+
+    The split of a region, its bytes per PE, its memory split and its cycles on a split are remembered per
+    `RegionFacts.sizing_key` (with the PEs or the split asked about): they read nothing else of the facts,
+    and the machine is the Pricer's own. The 80 layers of a model ask each question once, not 80 times,
+    and every share `_balanced` tries asks it again."""
+
     def __init__(self, machine: WseMachine) -> None:
         self.machine = machine
+        self._bytes: dict[tuple, float] = {}  # (sizing key, split) -> bytes_per_pe
+        self._best: dict[tuple, tuple[int, int, int]] = {}  # (sizing key, PEs) -> best_split
+        self._memory: dict[tuple, tuple[int, int, int] | None] = {}  # sizing key -> memory_split
+        self._cycles: dict[tuple, tuple[float, ...]] = {}  # (sizing key, split) -> the cycles `cycles` sets
 
     # -- bytes and cycles of one region on one split --------------------------------------------------
 
     def bytes_per_pe(self, f: RegionFacts, split: tuple[int, int, int]) -> float:
         """Data one PE of the region holds: its share of the stationary data (and of a matmul operand that
         arrives whole each step), plus `STREAM_ROWS` rows of what streams through it."""
+        key = (f.sizing_key, split)
+        held = self._bytes.get(key)
+        if held is None:
+            held = self._bytes[key] = self._bytes_per_pe(f, split)
+        return held
+
+    def _bytes_per_pe(self, f: RegionFacts, split: tuple[int, int, int]) -> float:
         rows, groups, cols = split
         pes = rows * groups * cols
         if f.matmul is None:
@@ -150,6 +169,16 @@ class Pricer:
         return stationary + distributed + STREAM_ROWS * (a_row + c_row)
 
     def cycles(self, p: Priced) -> None:
+        """Sets the cycles of `p` on its split (memoised like the sizing, by sizing key and split)."""
+        key = (p.facts.sizing_key, p.split)
+        known = self._cycles.get(key)
+        if known is None:
+            self._set_cycles(p)
+            self._cycles[key] = (p.fmac, p.vector, p.stream, p.reduce, p.latency, p.fabric_wavelet_hops)
+        else:
+            p.fmac, p.vector, p.stream, p.reduce, p.latency, p.fabric_wavelet_hops = known
+
+    def _set_cycles(self, p: Priced) -> None:
         f, machine = p.facts, self.machine
         rows, groups, cols = p.split
         lanes = machine.lanes(f.dtype)
@@ -202,10 +231,21 @@ class Pricer:
         return found
 
     def best_split(self, f: RegionFacts, pes: int) -> tuple[int, int, int]:
-        return min(self.splits(f, pes), key=lambda s: (self.bytes_per_pe(f, s), -s[0] * s[1] * s[2]))
+        key = (f.sizing_key, pes)
+        split = self._best.get(key)
+        if split is None:
+            split = min(self.splits(f, pes), key=lambda s: (self.bytes_per_pe(f, s), -s[0] * s[1] * s[2]))
+            self._best[key] = split
+        return split
 
     def memory_split(self, f: RegionFacts) -> tuple[int, int, int] | None:
         """The smallest split whose PEs hold the region's data, None if a whole wafer cannot."""
+        key = f.sizing_key
+        if key not in self._memory:
+            self._memory[key] = self._memory_split(f)
+        return self._memory[key]
+
+    def _memory_split(self, f: RegionFacts) -> tuple[int, int, int] | None:
         usable = self.machine.usable_bytes_per_pe
         limit = self.machine.mesh_pes
         pes = max(1, math.ceil(f.inputs.stationary / usable))
@@ -233,7 +273,7 @@ class Pricer:
                             f"region r{f.region.id} ({f.region.label}) needs more than one wafer's "
                             f"{self.machine.mesh_pes:,} PEs to hold its data")
             minimal[f.region.id] = split
-        needed = self._packed_wafers(active, minimal)
+        needed = self._packed_wafers(minimal.values())
         count = max(needed, wafers or 0)
         sizes = self._balanced(active, minimal, count)
         priced = []
@@ -248,21 +288,37 @@ class Pricer:
         self._pipeline(plan, output_bytes)
         return plan
 
-    def _packed_wafers(self, facts: list[RegionFacts], splits: dict[int, tuple[int, int, int]]) -> int:
-        priced = [Priced(f, splits[f.region.id]) for f in facts]
-        return self._pack(priced)
+    def _packed_wafers(self, splits: Iterable[tuple[int, int, int]]) -> int:
+        """Wafers the regions take on these splits (in program order), by `_strip_walk`."""
+        wafer = 0
+        for wafer, _, _ in self._strip_walk([self._pes(split) for split in splits]):
+            pass
+        return wafer + 1
 
     def _pack(self, priced: list[Priced]) -> int:
-        """Strip placement: each wafer is cut into strips `STRIP` rows high; regions, in program order, take
+        """Strip placement (`_strip_walk`) of the regions in program order, their logical grid (R rows x G*C
+        columns) folded onto the PEs they get. Returns the wafers used."""
+        height, width = self.machine.mesh_height, self.machine.mesh_width
+        strip = min(STRIP, height)
+        wafer = 0
+        for p, (wafer, column, start_row) in zip(priced, self._strip_walk([p.pes for p in priced])):
+            pes = p.pes
+            p.wafer = wafer
+            band, col = divmod(column, width)
+            p.origin = (band * strip + start_row, col)
+            p.span = (min(pes, strip), math.ceil(pes / strip))
+        return wafer + 1
+
+    def _strip_walk(self, sizes: list[int]) -> Iterator[tuple[int, int, int]]:
+        """Each wafer is cut into strips `STRIP` rows high; regions (of `sizes` PEs), in program order, take
         the next free columns of the strips like words on lines, wrapping onto the next strip (a region
-        never straddles two wafers); regions smaller than a strip column share a column. The logical grid of a
-        region (R rows x G*C columns) folds onto its PEs. Returns the wafers used."""
+        never straddles two wafers); regions smaller than a strip column share a column. Yields each
+        region's wafer, column (along the wafer's strips) and first row in that column."""
         height, width = self.machine.mesh_height, self.machine.mesh_width
         strip = min(STRIP, height)
         strips = height // strip
         wafer, position, sub = 0, 0, 0  # position: column index along the wafer's strips; sub: row in a column
-        for p in priced:
-            pes = p.pes
+        for pes in sizes:
             if pes < strip and sub + pes <= strip and position > 0:
                 column = position - 1  # share the last column
                 start_row = sub
@@ -274,11 +330,7 @@ class Pricer:
                 column, start_row = position, 0
                 position += columns
                 sub = pes if pes < strip else strip
-            p.wafer = wafer
-            band, col = divmod(column, width)
-            p.origin = (band * strip + start_row, col)
-            p.span = (min(pes, strip), math.ceil(pes / strip))
-        return wafer + 1 if priced else 1
+            yield wafer, column, start_row
 
     def _balanced(self, facts: list[RegionFacts], minimal: dict[int, tuple[int, int, int]],
                   wafers: int) -> dict[int, tuple[int, int, int]]:
@@ -297,16 +349,26 @@ class Pricer:
         if spare <= 0:  # no PE to hand out: every share would give the memory sizes
             return minimal
         rows = [f.rows for f in facts]
+        kinds: dict[tuple, int] = {}  # sizing key -> a small number (hashed once per region, not per share)
+        kind = [kinds.setdefault(f.sizing_key, len(kinds)) for f in facts]
+        chosen: dict[tuple[int, int], tuple[int, int, int]] = {}  # (kind, PEs wanted) -> split
+        usable = self.machine.usable_bytes_per_pe
         for fill in FILLS:
-            wanted = dict(zip(ids, allocate(work, rows, floor, cap, held + fill * spare)))
+            wanted = allocate(work, rows, floor, cap, held + fill * spare)
             sizes = {}
-            for f, low in zip(facts, floor):
+            for f, low, pes, k in zip(facts, floor, wanted, kind):
                 r = f.region.id
-                split = minimal[r] if wanted[r] <= low else self.best_split(f, wanted[r])
-                if self.bytes_per_pe(f, split) > self.machine.usable_bytes_per_pe:
-                    split = minimal[r]
+                if pes <= low:
+                    sizes[r] = minimal[r]
+                    continue
+                split = chosen.get((k, pes))
+                if split is None:
+                    split = self.best_split(f, pes)
+                    if self.bytes_per_pe(f, split) > usable:
+                        split = minimal[r]
+                    chosen[k, pes] = split
                 sizes[r] = split
-            if self._packed_wafers(facts, sizes) <= wafers:
+            if self._packed_wafers(sizes.values()) <= wafers:
                 return sizes
         return minimal
 
@@ -321,13 +383,15 @@ class Pricer:
         machine = self.machine
         clock = machine.clock_hz
         by_region = {p.facts.region.id: p for p in plan.priced}
+        centres = {region: self._centre(p) for region, p in by_region.items()}
         first: dict[int, float] = {}  # seconds until a region has passed its first row on
         path: dict[int, dict[str, float]] = {}
-        slowest: dict[int, Priced] = {}  # the busiest region on the path
+        slowest: dict[int, tuple[Priced, float]] = {}  # the busiest region on the path, and its busy cycles
         io = [0.0] * plan.wafers
         for p in plan.priced:
             f = p.facts
-            start, start_path, start_slowest = 0.0, {}, p
+            busy = p.busy
+            start, start_path, start_slowest = 0.0, {}, (p, busy)
             if f.inputs.host:
                 start = f.inputs.host / f.rows / machine.io_bytes_per_s + machine.io_latency_s
                 start_path = {"io": start}
@@ -336,7 +400,7 @@ class Pricer:
                 q = by_region.get(producer)
                 if q is None:
                     continue
-                edge, resource = self._edge(q, p, nbytes)
+                edge, resource = self._edge(q, p, nbytes, centres)
                 if q.wafer != p.wafer:
                     io[q.wafer] += nbytes / machine.io_bytes_per_s
                     io[p.wafer] += nbytes / machine.io_bytes_per_s
@@ -344,11 +408,11 @@ class Pricer:
                     start = first[producer] + edge
                     start_path = dict(path[producer])
                     start_path[resource] = start_path.get(resource, 0.0) + edge
-                    start_slowest = slowest[producer] if slowest[producer].busy > p.busy else p
-            row = p.busy / f.rows / clock
-            first[f.region.id] = start + row + (p.latency - p.busy) / clock
+                    start_slowest = slowest[producer] if slowest[producer][1] > busy else (p, busy)
+            row = busy / f.rows / clock
+            first[f.region.id] = start + row + (p.latency - busy) / clock
             start_path[p.binding] = start_path.get(p.binding, 0.0) + row
-            start_path["fabric"] = start_path.get("fabric", 0.0) + (p.latency - p.busy) / clock
+            start_path["fabric"] = start_path.get("fabric", 0.0) + (p.latency - busy) / clock
             path[f.region.id] = start_path
             slowest[f.region.id] = start_slowest
         last = max(first, key=first.__getitem__) if first else None
@@ -358,7 +422,7 @@ class Pricer:
         plan.bound = dict(path[last]) if last is not None else {}
         drain = 0.0
         if last is not None:
-            bottleneck = slowest[last]
+            bottleneck = slowest[last][0]
             drain = bottleneck.busy / clock * (1 - 1 / bottleneck.facts.rows)
             plan.bound[bottleneck.binding] = plan.bound.get(bottleneck.binding, 0.0) + drain
         plan.latency = (first[last] if last is not None else 0.0) + drain + tail
@@ -378,16 +442,20 @@ class Pricer:
                                    f"({busiest.facts.region.label}, {busiest.pes:,} PEs, "
                                    f"{region_interval * 1e6:.3g} us per step)")
 
-    def _edge(self, q: Priced, p: Priced, nbytes: float) -> tuple[float, str]:
+    def _edge(self, q: Priced, p: Priced, nbytes: float,
+              centres: dict[int, tuple[float, float]]) -> tuple[float, str]:
+        """`centres`: each placed region's `_centre`, by region id."""
         machine = self.machine
         if q.wafer != p.wafer:
             return nbytes / machine.io_bytes_per_s + machine.io_latency_s, "interconnect"
         senders = q.split[1] * q.split[2] if q.facts.matmul is not None else q.pes
         receivers = p.split[0] * p.split[1] if p.facts.matmul is not None else p.pes
         lanes = max(1, min(senders, receivers))
-        hops = abs(self._centre(q)[0] - self._centre(p)[0]) + abs(self._centre(q)[1] - self._centre(p)[1])
-        cycles = nbytes / p.facts.rows / machine.wavelet_bytes / lanes + hops * machine.hop_cycles  # the first row
-        p.fabric_wavelet_hops += nbytes / machine.wavelet_bytes * hops
+        (q_row, q_col), (p_row, p_col) = centres[q.facts.region.id], centres[p.facts.region.id]
+        hops = abs(q_row - p_row) + abs(q_col - p_col)
+        wave = machine.wavelet_bytes
+        cycles = nbytes / p.facts.rows / wave / lanes + hops * machine.hop_cycles  # the first row
+        p.fabric_wavelet_hops += nbytes / wave * hops
         return cycles / machine.clock_hz, "fabric"
 
     def _centre(self, p: Priced) -> tuple[float, float]:

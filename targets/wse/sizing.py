@@ -32,36 +32,67 @@ _STEPS = 48  # bisection steps (geometric: far finer than one PE)
 
 def allocate(work: list[float], rows: list[int], floor: list[int], cap: list[int], budget: float) -> list[int]:
     """PEs per region (in the order given) minimising the step latency J (module docstring) within
-    `budget` PEs; the floors when even they exceed it."""
+    `budget` PEs; the floors when even they exceed it.
+
+    A region's size depends on the budget only through the multiplier and the bound, which every region
+    shares, and otherwise on its own (work, rows, floor, cap): regions alike in those four (the same
+    region of each layer of a model) get the same size. The bisections run on the distinct regions, each
+    counted as often as it occurs; the PE totals they compare with the budget are sums of whole numbers,
+    exact in any order. The latencies compared between bounds are taken over every region, in order, as
+    given."""
     w = np.maximum(np.asarray(work, dtype=float), 1e-9)
     r = np.maximum(np.asarray(rows, dtype=float), 1.0)
     low = np.asarray(floor, dtype=float)
     high = np.maximum(np.asarray(cap, dtype=float), low)
     if not len(w) or low.sum() >= budget:
         return [int(v) for v in low]
+    distinct: dict[tuple[float, float, float, float], int] = {}  # (work, rows, floor, cap) -> its number
+    first: list[int] = []  # where each distinct region first occurs
+    slots: list[int] = []  # each region's distinct number
+    for position, key in enumerate(zip(w.tolist(), r.tolist(), low.tolist(), high.tolist())):
+        number = distinct.get(key)
+        if number is None:
+            number = distinct[key] = len(first)
+            first.append(position)
+        slots.append(number)
+    slot = np.array(slots)
+    count = np.bincount(slot, minlength=len(first)).astype(float)
+    dw, dr, dlow, dhigh = w[first], r[first], low[first], high[first]
 
-    def sizes(bound: float, lam: float) -> np.ndarray:
-        wanted = np.sqrt(w / (r * lam)) if lam < math.inf else np.zeros_like(w)
-        if bound < math.inf:
-            wanted = np.maximum(wanted, w / bound)
-        return np.clip(np.ceil(wanted), low, high)
+    def least_sizes(bound: float) -> np.ndarray:
+        """The sizes of the distinct regions that keep each within `bound` cycles (and above its floor);
+        ceil(max(x, y)) = max(ceil(x), ceil(y)), so this is the part of `sizes` that does not move with
+        the multiplier, computed once per bound."""
+        return dlow if bound == math.inf else np.maximum(np.ceil(dw / bound), dlow)
+
+    def sizes(least_size: np.ndarray, lam: float) -> np.ndarray:
+        """The size of each distinct region: the square-root allocation for `lam`, at least
+        `least_size`, at most the cap (clipped by the ufuncs: `np.clip`'s wrappers cost more than the
+        arithmetic on a few dozen regions)."""
+        if lam == math.inf:
+            return np.minimum(least_size, dhigh)
+        return np.minimum(np.maximum(np.ceil(np.sqrt(dw / (dr * lam))), least_size), dhigh)
+
+    def total(least_size: np.ndarray, lam: float) -> float:
+        return float(sizes(least_size, lam) @ count)
 
     # the least bound on the busiest region the budget allows, with nothing spent on the sum
     lo, hi = 1e-9, float(w.max()) + 1.0
     for _ in range(_STEPS):
         middle = math.sqrt(lo * hi)
-        lo, hi = (lo, middle) if sizes(middle, math.inf).sum() <= budget else (middle, hi)
+        lo, hi = (lo, middle) if total(least_sizes(middle), math.inf) <= budget else (middle, hi)
     least = hi
-    best, best_cost = sizes(least, math.inf), math.inf
+    best, best_cost = sizes(least_sizes(least), math.inf)[slot], math.inf
     for factor in T_LADDER:
         bound = least * factor
+        least_size = least_sizes(bound)
         lo, hi = 1e-30, float((w / r).max()) + 1.0  # multipliers: hi gives sqrt(...) <= 1
-        if sizes(bound, hi).sum() > budget:
+        if total(least_size, hi) > budget:
             continue
         for _ in range(_STEPS):
             middle = math.sqrt(lo * hi)
-            lo, hi = (middle, hi) if sizes(bound, middle).sum() > budget else (lo, middle)
-        chosen = sizes(bound, hi)
+            lo, hi = (middle, hi) if total(least_size, middle) > budget else (lo, middle)
+        chosen = sizes(least_size, hi)[slot]
         cost = float((w / (r * chosen)).sum() + (w / chosen).max())
         if cost < best_cost:
             best, best_cost = chosen, cost

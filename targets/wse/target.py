@@ -88,10 +88,18 @@ def parse_options(extra: Mapping[str, Any]) -> WseOptions:
 
 
 def check_supported(graph: Graph) -> None:
+    """Refuses a program with an op the target cannot run, naming its first such node (in topological
+    order). Each op the graph uses is asked once; only a refused program walks it in order."""
+    if all(_supported(op) for op in {node.op for _, node in graph.nx.nodes(data="node")}):
+        return
     for node_id, node in graph.nodes():
-        if node.op != "param" and not any(ops.in_group(node.op, g) for g in _SUPPORTED_GROUPS):
+        if not _supported(node.op):
             where = f"{node.loc}: " if node.loc is not None else ""
             raise TargetError(f"{where}the wse target does not support '{node.op}' (%{node_id}, {node.type})")
+
+
+def _supported(op: str) -> bool:
+    return op == "param" or any(ops.in_group(op, g) for g in _SUPPORTED_GROUPS)
 
 
 class WseArtifact:
