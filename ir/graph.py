@@ -168,6 +168,9 @@ class Graph:
         predecessors = self.nx._pred.get(node_id)  # {source: {operand index: data}}, read directly (fast)
         if predecessors is None:  # not in the graph: networkx's own error
             return [source for source, _, _ in self.nx.in_edges(node_id, keys=True)]
+        if len(predecessors) == 1:  # one source (x * x reads x twice): no order to find
+            for source, keys in predecessors.items():
+                return [source] * len(keys)
         pairs = sorted((key, source) for source, keys in predecessors.items() for key in keys)
         return [source for _, source in pairs]
 
