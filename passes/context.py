@@ -74,6 +74,9 @@ class PassContext:
         self.stats: list[PassStats] = []
         self.fusion_log: list[FusionDecision] = []
         self.current_pass: str | None = None
+        # Whether the pipeline checks every pass's result (`--verify-each`, the tests): passes may then
+        # also re-check what they guarantee by construction (the fusion passes re-classify their groups).
+        self.verify_each = False
         self._next_group = 0
 
     def report(self, text: str, **counters: int | float) -> PassStats:

@@ -312,15 +312,21 @@ class Fuser(Recompute):
         for node, payload in list(graph.nx.nodes(data="node")):
             if payload.group != group_of.get(node):
                 graph.set_node(node, payload.replace(group=group_of.get(node)))
-        if not kernels_acyclic(graph):  # which also makes every group convex
-            raise AssertionError("fusion made the graph of kernels cyclic")
-        for key, group_id in final.items():
-            try:
-                info = classify_local(graph, kept[key], self.returned)
-            except GroupError as error:
-                raise AssertionError(f"fusion formed an invalid group {group_id} {sorted(kept[key])}: {error}") from None
-            if not (key in self.earlier and frozenset(kept[key]) == self.earlier[key][1]):
-                self.stat_shared += sum(1 for n in info.outputs if not kept[key].isdisjoint(successors_of(graph)[n]))
+        if self.ctx.verify_each:  # what every accepted union was checked to be, checked once more
+            if not kernels_acyclic(graph):  # which also makes every group convex
+                raise AssertionError("fusion made the graph of kernels cyclic")
+            for key, group_id in final.items():
+                try:
+                    classify_local(graph, kept[key], self.returned)
+                except GroupError as error:
+                    raise AssertionError(f"fusion formed an invalid group {group_id} {sorted(kept[key])}: "
+                                         f"{error}") from None
+        succ = successors_of(graph)
+        for key, nodes in kept.items():
+            if not (key in self.earlier and frozenset(nodes) == self.earlier[key][1]):
+                # values stored for other kernels that the group also uses itself
+                self.stat_shared += sum(1 for n in nodes if (n in self.returned or not nodes.issuperset(succ[n]))
+                                        and not nodes.isdisjoint(succ[n]))
         self.stat_recomputed = sum(1 for n in self.clone_of if n in graph)
         self._log(final)
         return graph

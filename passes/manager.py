@@ -55,6 +55,7 @@ class PassManager:
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
         """The graph after every pass; `graph` itself is left unchanged."""
         current = graph
+        ctx.verify_each = self.verify_each
         with collector_paused():  # see passes.collector: collections would rescan the graphs again and again
             for pass_ in self.passes:
                 current = self._run_one(pass_, current, ctx)
