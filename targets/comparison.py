@@ -33,7 +33,7 @@ from passes.collector import collector_paused
 from targets.base import CompileOptions, TargetError, get_target, target_names
 from targets.cost import CostReport
 from targets.counts import count_graph, shared_counts
-from targets.pricing_pool import Outcome, default_jobs, price_in_workers
+from targets.pricing_pool import Outcome, can_fork, default_jobs, price_in_workers
 from targets.spec import load_spec
 
 SCHEMA = "niche.compare/1"
@@ -283,14 +283,16 @@ def compare(source: Source, targets: list[str], defines: dict, entry: str | None
     """A cost report per target (in the order given), and the targets that refused the program (a
     TargetError, such as an op the target does not support, skips that target with its message).
     Internal errors of a target are appended to `errors` when given (else raised). `jobs`: worker
-    processes pricing targets in parallel (`targets.pricing_pool`; None: one per core, 0 or 1: none)."""
+    processes pricing targets in parallel (`targets.pricing_pool`; None: one per core, 0 or 1: none; none
+    where workers cannot be forked)."""
     reports, refused = [], []
     builder = builder or GraphBuilder(source)
     base = CompileOptions(target="ref", defines=dict(defines), entry=entry, opt_level=opt_level,
                           chips=chips, partition=partition, for_pricing=True)
     work = [(name, dataclasses.replace(base, target=name, extra=dict((extra or {}).get(name, {}))))
             for name in targets]
-    workers = default_jobs(len(work)) if jobs is None else (min(jobs, len(work)) if jobs > 1 else 0)
+    workers = default_jobs(len(work)) if jobs is None else min(jobs, len(work))
+    workers = workers if workers >= 2 and can_fork() else 0
     # Building the graph and pricing it allocate many small objects and free them by reference counting;
     # automatic collections would rescan the whole graph again and again (passes.collector).
     with shared_counts(), collector_paused():

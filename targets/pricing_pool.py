@@ -9,7 +9,7 @@ targets were given.
 
 The workers are forked from the process that built the graph, so they start with the graph, the shared
 counts and every module already in memory instead of rebuilding them (which would take longer than the
-pricing). Where `fork` is not available (Windows; macOS only offers it unsafely), or with one core or
+pricing). Where workers cannot be forked safely (`can_fork`: anywhere but Linux), or with one core or
 one target, the targets are priced in this process, one after another.
 
 A worker sends back what the caller needs and nothing that may not survive pickling: a report, or the
@@ -25,6 +25,7 @@ import gc
 import multiprocessing
 import os
 import pickle
+import sys
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Callable
@@ -57,10 +58,16 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
+def can_fork() -> bool:
+    """Whether workers can be forked safely here: on Linux. (macOS offers fork, but its system libraries
+    are not safe to use in a forked child; Windows has no fork.)"""
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
 def default_jobs(targets: int) -> int:
     """Worker processes to use for `targets` targets: one per core, at most one per target, and none (0,
     price in this process) where forking is not available or would not help."""
-    if targets < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if targets < 2 or not can_fork():
         return 0
     jobs = min(targets, available_cores())
     return jobs if jobs >= 2 else 0

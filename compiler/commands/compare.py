@@ -59,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "with an NVIDIA GPU) on random inputs and print measured beside predicted time")
     parser.add_argument("-j", "--jobs", type=_jobs, metavar="N",
                         help="price the targets in N worker processes at once (default: one per core, at most one "
-                             "per target; 1: one after another in this process). The figures do not depend on it")
+                             "per target; 1, or not on Linux: one after another in this process). The figures do "
+                             "not depend on it")
     parser.add_argument("--json", action="store_true", help="print the full reports as JSON")
     parser.add_argument("--plot", metavar="OUT.png", help="draw a bar chart per metric and a roofline per target")
     parser.set_defaults(func=run_compare)

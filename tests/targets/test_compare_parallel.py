@@ -4,7 +4,6 @@ same reports, refusals and internal errors, in the same order, as pricing them o
 from __future__ import annotations
 
 import json
-import multiprocessing
 import subprocess
 import sys
 from pathlib import Path
@@ -16,15 +15,14 @@ from compiler.diagnostics import InternalError
 from compiler.driver import Source
 from targets.base import get_target, target_names
 from targets.comparison import compare, run_comparison
-from targets.pricing_pool import RemoteTraceback, default_jobs
+from targets.pricing_pool import RemoteTraceback, can_fork, default_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 MLP = "examples/mlp.nk"
 SPARSE = "examples/sparse_mlp.nk"
 TARGETS = ["cpu", "gpu:h100", "gpu:h200", "lpu", "wse:wse3"]
 
-pytestmark = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(),
-                                reason="worker processes are forked; this platform cannot fork")
+pytestmark = pytest.mark.skipif(not can_fork(), reason="worker processes are forked, on Linux only")
 
 
 @pytest.fixture(autouse=True)
