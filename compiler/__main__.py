@@ -2,6 +2,6 @@
 
 import sys
 
-from compiler.cli import main
+from compiler.cli import run
 
-sys.exit(main())
+sys.exit(run())

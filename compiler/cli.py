@@ -7,6 +7,7 @@ Exit status: 0 on success, 1 for a user error (diagnostics on stderr), 2 for a b
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import sys
@@ -164,5 +165,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def run() -> int:
+    """The `niche` command (the console script and `python -m compiler`): `main`, then let the process end
+    without a last scan of its objects. The interpreter's final garbage collection would walk everything
+    still alive (for an 80-layer model, a third of a second on the graph and its reports); freezing
+    those objects first skips that walk, and the system takes the memory back either way."""
+    code = main()
+    gc.freeze()
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())
