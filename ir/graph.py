@@ -116,10 +116,7 @@ class Graph:
                 raise ops.OpError(f"{op}: operand %{operand} is not in the graph")
         if type is None:
             type = ops.infer_type(op, [self.node(o).type for o in operands], attrs, checked=True)
-        node_id = self._new_id()
-        self.nx.add_node(node_id, node=Node(op, type, freeze_attrs(attrs), group, loc))
-        for index, operand in enumerate(operands):
-            self.nx.add_edge(operand, node_id, key=index)
+        node_id = self._insert(Node(op, type, freeze_attrs(attrs), group, loc), operands)
         if op == "param":
             self.params.append(node_id)
             self.params.sort(key=lambda n: self.node(n).attr("index"))
@@ -136,9 +133,13 @@ class Graph:
         for operand in operands:
             if operand not in self.nx._node:
                 raise ops.OpError(f"{node.op}: operand %{operand} is not in the graph")
+        return self._insert(Node(node.op, type if type is not None else node.type, node.attrs, None, node.loc),
+                            operands)
+
+    def _insert(self, payload: Node, operands: list[int]) -> int:
+        """A new node holding `payload`, reading `operands` in order (both checked by the caller)."""
         node_id = self._new_id()
-        self.nx.add_node(node_id, node=Node(node.op, type if type is not None else node.type, node.attrs, None,
-                                            node.loc))
+        self.nx.add_node(node_id, node=payload)
         for index, operand in enumerate(operands):
             self.nx.add_edge(operand, node_id, key=index)
         return node_id

@@ -88,8 +88,8 @@ class PassManager:
         if not isinstance(result, Graph):
             raise self._failure(pass_, info, before, ctx, f"returned {type(result).__name__} instead of a Graph "
                                 "(run(graph, ctx) must return the new graph)")
-        changed = [part for part, old, new in zip(_PARTS, snapshot, fingerprint(graph)) if old != new] \
-            if checked else []
+        changed = [] if snapshot is None else [part for part, old, new in zip(_PARTS, snapshot, fingerprint(graph))
+                                                if old != new]
         if changed:
             raise self._failure(pass_, info, before, ctx, f"mutated the graph it was given (its {', '.join(changed)}; "
                                 "a pass must work on a copy: `graph = graph.copy()` first)",

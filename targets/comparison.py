@@ -33,7 +33,7 @@ from passes.collector import collector_paused
 from targets.base import CompileOptions, TargetError, get_target, target_names
 from targets.cost import CostReport
 from targets.counts import count_graph, shared_counts
-from targets.pricing_pool import Outcome, can_fork, default_jobs, price_in_workers
+from targets.pricing_pool import price_in_workers, price_outcome, worker_count
 from targets.spec import load_spec
 
 SCHEMA = "niche.compare/1"
@@ -291,8 +291,7 @@ def compare(source: Source, targets: list[str], defines: dict, entry: str | None
                           chips=chips, partition=partition, for_pricing=True)
     work = [(name, dataclasses.replace(base, target=name, extra=dict((extra or {}).get(name, {}))))
             for name in targets]
-    workers = default_jobs(len(work)) if jobs is None else min(jobs, len(work))
-    workers = workers if workers >= 2 and can_fork() else 0
+    workers = worker_count(jobs, len(work))
     # Building the graph and pricing it allocate many small objects and free them by reference counting;
     # automatic collections would rescan the whole graph again and again (passes.collector).
     with shared_counts(), collector_paused():
@@ -317,7 +316,7 @@ def compare(source: Source, targets: list[str], defines: dict, entry: str | None
             for name, options in work:
                 if progress is not None:
                     progress(f"pricing {name}")
-                outcomes.append(_price_here(builder, name, options))
+                outcomes.append(price_outcome(price_target, builder, name, options))
     for (name, _), (kind, value, cause) in zip(work, outcomes):
         if kind == "report":
             reports.append(value)
@@ -328,16 +327,6 @@ def compare(source: Source, targets: list[str], defines: dict, entry: str | None
         else:
             errors.append(Failed(name, value, cause))
     return reports, refused
-
-
-def _price_here(builder: GraphBuilder, name: str, options: CompileOptions) -> Outcome:
-    """`price_target` in this process, as a `targets.pricing_pool.Outcome`."""
-    try:
-        return ("report", price_target(builder, name, options), None)
-    except InternalError as error:
-        return ("internal", " ".join(d.message for d in error.diagnostics), error.__cause__)
-    except NicheError as error:
-        return ("refused", " ".join(d.message for d in error.diagnostics), None)
 
 
 def run_comparison(path: str, targets: list[str], spec_files: list[str], defines: dict, entry: str | None = None,

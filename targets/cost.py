@@ -12,9 +12,9 @@ in docs/comparing-targets.md ("niche.cost-report/1"); `CostReport.from_json` rea
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from typing import Any, Iterable, Mapping
 
@@ -108,11 +108,12 @@ class Cost:
     def across(self, ways: int) -> Cost:
         """A per-chip cost of work split `ways` ways: counts scale back up to the whole, times stay.
         One way is the cost itself (an integer 1 leaves every number as it is)."""
-        if isinstance(ways, int) and ways == 1:
+        if ways == 1:
             return self
-        return Cost(self.flops_useful * ways, self.flops_executed * ways, self.transcendentals * ways,
-                    self.bytes.scale(ways), self.time, self.latency, self.bound, self.peak_chip_seconds * ways,
-                    self.ops.scale(ways))
+        return replace(self, flops_useful=self.flops_useful * ways,
+                       flops_executed=self.flops_executed * ways, transcendentals=self.transcendentals * ways,
+                       bytes=self.bytes.scale(ways), peak_chip_seconds=self.peak_chip_seconds * ways,
+                       ops=self.ops.scale(ways))
 
 
 def roofline(time: Mapping[str, float], overhead: Mapping[str, float] | None = None, **counts: Any) -> Cost:

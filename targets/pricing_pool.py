@@ -64,32 +64,38 @@ def can_fork() -> bool:
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
-def default_jobs(targets: int) -> int:
-    """Worker processes to use for `targets` targets: one per core, at most one per target, and none (0,
-    price in this process) where forking is not available or would not help."""
-    if targets < 2 or not can_fork():
+def worker_count(jobs: int | None, targets: int) -> int:
+    """Worker processes to price `targets` targets with, `jobs` asked for (None: one per core): at most
+    one per target, and none (0: price in this process) where forking is not safe or one would not help."""
+    if not can_fork():
         return 0
-    jobs = min(targets, available_cores())
-    return jobs if jobs >= 2 else 0
+    count = min(available_cores() if jobs is None else jobs, targets)
+    return count if count >= 2 else 0
+
+
+def price_outcome(price: Callable[..., CostReport], builder: object, name: str, options: CompileOptions) -> Outcome:
+    """`price(builder, name, options)` as an `Outcome` (an internal error's cause: what it was raised from)."""
+    try:
+        return ("report", price(builder, name, options), None)
+    except InternalError as error:
+        return ("internal", " ".join(d.message for d in error.diagnostics), error.__cause__)
+    except NicheError as error:
+        return ("refused", " ".join(d.message for d in error.diagnostics), None)
 
 
 def _work(name: str, options: CompileOptions) -> tuple[str, object, tuple[BaseException | None, str]]:
     """Run in a worker: price one target; an `Outcome` whose cause is (the exception when it survives
     pickling, else None; its traceback as text)."""
     gc.disable()  # a short-lived worker: collections would only rescan the inherited graph
-    price, builder = _FORKED
+    kind, value, cause = price_outcome(*_FORKED, name, options)
+    if cause is None:
+        return kind, value, (None, "")
+    text = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
     try:
-        return ("report", price(builder, name, options), (None, ""))
-    except InternalError as error:
-        cause = error.__cause__ if error.__cause__ is not None else error
-        text = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
-        try:
-            pickle.loads(pickle.dumps(cause))
-        except Exception:
-            cause = None
-        return ("internal", " ".join(d.message for d in error.diagnostics), (cause, text))
-    except NicheError as error:
-        return ("refused", " ".join(d.message for d in error.diagnostics), (None, ""))
+        pickle.loads(pickle.dumps(cause))
+    except Exception:
+        cause = None
+    return kind, value, (cause, text)
 
 
 def price_in_workers(price: Callable[..., CostReport], builder: object, jobs: list[tuple[str, CompileOptions]],

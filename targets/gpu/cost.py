@@ -33,7 +33,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from ir.loops import LoopProgram
-from targets.cost import Amounts, Cost, CostReport, KernelReport, roofline, total_of
+from targets.cost import Amounts, Cost, CostReport, KernelReport, roofline, sum_costs, total_of
 from targets.counts import KernelCounts, MatmulShape, ProgramCounts, count_loop_program, counted_graph
 from targets.gpu import shapes as kernel_shapes
 from targets.gpu.machine import MODEL_DEFAULTS, GpuMachine
@@ -286,13 +286,10 @@ def _lead(counts: ProgramCounts, reports: list[KernelReport], total: Cost, machi
     if not reports or unit is None:
         return ""
     ridge = unit.peak * unit.fraction / (machine.hbm_bandwidth * machine.memory_fraction)
-    groups: dict[str, _Group] = {}
+    bound_by: dict[str, list[Cost]] = {}
     for report in reports:
-        binding = report.cost.binding or "compute"
-        group = groups.get(binding)
-        if group is None:
-            group = groups[binding] = _Group()
-        group.add(report.cost)
+        bound_by.setdefault(report.cost.binding or "compute", []).append(report.cost)
+    groups = {binding: sum_costs(costs) for binding, costs in bound_by.items()}
     parts = []
     levels = sorted(g for g in groups if g.startswith("mem:"))
     for group in ["compute", *levels, "launch", "interconnect"]:
@@ -307,7 +304,7 @@ def _lead(counts: ProgramCounts, reports: list[KernelReport], total: Cost, machi
         else:
             # Intensity against HBM, placed against the ridge as it is (an L2- or smem-bound kernel can
             # sit on either side of the HBM ridge).
-            hbm = cost.hbm
+            hbm = cost.bytes.get("mem:hbm")
             intensity = cost.flops_executed / hbm if hbm else math.inf
             side = "above" if intensity >= ridge else "below"
             what = "compute-bound" if group == "compute" else f"{group[4:].upper()}-bound"
@@ -319,23 +316,6 @@ def _lead(counts: ProgramCounts, reports: list[KernelReport], total: Cost, machi
     if weights:
         text = f"weights {format_si(weights, 'B')} read from HBM each step; " + text
     return text
-
-
-@dataclass
-class _Group:
-    """The three sums `_lead` reads of the kernels bound by one resource, as `sum_costs` of their costs
-    has them (each field is summed on its own, in the same order from 0.0), without the other fields."""
-
-    latency: float = 0.0
-    flops_executed: float = 0.0
-    hbm: float = 0.0  # bytes["mem:hbm"]
-
-    def add(self, cost: Cost) -> None:
-        self.latency += cost.latency
-        self.flops_executed += cost.flops_executed
-        for key, value in cost.bytes.items:
-            if key == "mem:hbm":
-                self.hbm += float(value)
 
 
 def _assumptions(counts: ProgramCounts, spec: HardwareSpec, machine: GpuMachine) -> list[str]:

@@ -179,16 +179,10 @@ def fit_tiles(machine: GpuMachine, tiles: MatmulTiles, precision: str, registers
     return TileFit(tiles, resident, rate, tiles.bytes_in_flight_per_warp(machine))
 
 
-def score_tiles(machine: GpuMachine, tiles: MatmulTiles, batch: int, m: int, n: int, k: int, precision: str,
-                a_batched: bool, b_batched: bool, out_bytes: float, registers: int | None = None) -> TileScore:
-    """Predicted time of the matmul with `tiles` (the cost model's formulas, without launch overhead)."""
-    return score_fit(machine, fit_tiles(machine, tiles, precision, registers), batch, m, n, k, a_batched, b_batched,
-                     out_bytes)
-
-
 def score_fit(machine: GpuMachine, fit: TileFit, batch: int, m: int, n: int, k: int, a_batched: bool,
               b_batched: bool, out_bytes: float) -> TileScore:
-    """`score_tiles` of a tile already fitted to the machine."""
+    """Predicted time of the matmul with a tile already fitted to the machine (`fit_tiles`): the cost
+    model's formulas, without launch overhead."""
     tiles, resident = fit.tiles, fit.resident
     blocks = batch * math.ceil(m / tiles.bm) * math.ceil(n / tiles.bn)
     slots = machine.sms * resident.blocks_per_sm

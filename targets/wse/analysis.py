@@ -25,11 +25,11 @@ from functools import cached_property
 
 from ir.dtypes import DType
 from ir.graph import Graph
-from targets.counts import node_flops
+from targets.counts import MatmulShape, matmul_shape, node_flops
 from targets.wse.machine import WseMachine
 from targets.wse.regions import MATMUL, REDUCTION_OPS, SHAPE_OPS, VIEW_OPS, Partition, Region
 from targets.wse.sparsity import Sparsity
-from targets.wse.work import MatmulShape, shape_of_matmul, vop_cost
+from targets.wse.work import vop_cost
 
 STATIONARY, DYNAMIC, HOST = "stationary", "dynamic", "host"
 # How a walk for sources (`Analysis.bases`) passes through a node it may enter: constants and iotas are
@@ -325,7 +325,7 @@ class Analysis:
             anchor = region.anchor
             dtype = payloads[anchor].type.dtype
             a_node, b_node = operands[anchor]
-            matmul = shape_of_matmul(payloads[anchor].type, payloads[a_node].type)
+            matmul = matmul_shape(payloads[anchor].type, payloads[a_node].type)
             prologue = members - {anchor}
             a_bases = self.bases([a_node], prologue)
             b_bases = self.bases([b_node], prologue)

@@ -90,11 +90,6 @@ class Partition:
         return [r for r in self.regions if node in r.sources]
 
 
-def is_folded(graph: Graph, node: int, outputs: set[int]) -> bool:
-    """Whether `node` is folded into its consumers (an ungrouped view, constant or iota, not an output)."""
-    return _folds(node, graph.node(node), outputs)
-
-
 def _foldable(op: str) -> bool:
     return op in VIEW_OPS or op in _FOLDED_SOURCES
 
@@ -153,7 +148,8 @@ def partition(graph: Graph) -> Partition:
 
 
 def _folds(node: int, payload: Node, outputs: set[int]) -> bool:
-    """`is_folded` on a payload already read."""
+    """Whether `node` (its payload at hand) is folded into its consumers: an ungrouped view, constant or
+    iota that is not an output."""
     if payload.group is not None or node in outputs or payload.op == "param":
         return False
     return _foldable(payload.op)

@@ -1,5 +1,5 @@
 """What a region's operations ask of a PE, from shapes alone: a matmul's shape, and the vector
-operations one element of an elementwise or reduction op costs.
+operations one element of an elementwise or reduction op costs (the shape is `targets.counts.MatmulShape`).
 
 Both the compiler (`targets.wse.codegen`, `targets.wse.local_plan`) and the analytical pricing
 (`targets.wse.analysis`) read these; they live apart from the per-PE instruction set so that pricing a
@@ -8,32 +8,16 @@ program never loads the code generator.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 from ir.graph import Graph
-from ir.types import TensorType
-from targets.counts import UNARY_COST
+from targets.counts import UNARY_COST, MatmulShape
+from targets.counts import matmul_shape as shape_from_types
 from targets.wse.machine import WseMachine
 
 
-@dataclass(frozen=True)
-class MatmulShape:
-    batch: int
-    m: int
-    k: int
-    n: int
-
-
 def matmul_shape(graph: Graph, anchor: int) -> MatmulShape:
+    """The shape of the matmul `anchor` (`targets.counts.matmul_shape` of its types)."""
     a, _ = graph.operands(anchor)
-    return shape_of_matmul(graph.node(anchor).type, graph.node(a).type)
-
-
-def shape_of_matmul(result: TensorType, a: TensorType) -> MatmulShape:
-    """The shape of a matmul from its result's type and its first operand's."""
-    shape = result.shape
-    return MatmulShape(math.prod(shape[:-2]), shape[-2], a.shape[-1], shape[-1])
+    return shape_from_types(graph.node(anchor).type, graph.node(a).type)
 
 
 def vop_cost(op: str, machine: WseMachine) -> int:

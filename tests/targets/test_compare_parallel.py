@@ -15,7 +15,7 @@ from compiler.diagnostics import InternalError
 from compiler.driver import Source
 from targets.base import get_target, target_names
 from targets.comparison import compare, run_comparison
-from targets.pricing_pool import RemoteTraceback, can_fork, default_jobs
+from targets.pricing_pool import RemoteTraceback, can_fork, worker_count
 
 ROOT = Path(__file__).resolve().parents[2]
 MLP = "examples/mlp.nk"
@@ -98,9 +98,11 @@ def test_progress_names_the_targets_still_being_priced() -> None:
 
 
 def test_workers_only_where_they_help() -> None:
-    assert default_jobs(1) == 0
-    assert default_jobs(0) == 0
-    assert default_jobs(5) in (0, *range(2, 6))
+    assert worker_count(None, 1) == 0
+    assert worker_count(None, 0) == 0
+    assert worker_count(None, 5) in (0, *range(2, 6))
+    assert worker_count(1, 5) == 0  # -j 1: in this process
+    assert worker_count(8, 3) == 3  # at most one per target
 
 
 def test_cli_jobs_option() -> None:
