@@ -54,6 +54,11 @@ class Node:
     def attr_dict(self) -> dict[str, Any]:
         return dict(self.attrs)
 
+    def with_group(self, group: int | None) -> Node:
+        """This operation in fusion group `group` (`replace(group=...)` without its generic cost: the
+        fusion passes regroup thousands of nodes)."""
+        return Node(self.op, self.type, self.attrs, group, self.loc)
+
     def replace(self, **changes: Any) -> Node:
         if "attrs" in changes and isinstance(changes["attrs"], dict):
             changes["attrs"] = freeze_attrs(changes["attrs"])
@@ -163,7 +168,7 @@ class Graph:
         return self.nx._node[node_id]["node"]  # networkx's node-data dict: no view object per call
 
     def set_node(self, node_id: int, node: Node) -> None:
-        self.nx.nodes[node_id]["node"] = node
+        self.nx._node[node_id]["node"] = node  # networkx's node-data dict, as in `node`
 
     def operands(self, node_id: int) -> list[int]:
         predecessors = self.nx._pred.get(node_id)  # {source: {operand index: data}}, read directly (fast)
@@ -264,16 +269,17 @@ class Graph:
 
     def remove_dead(self) -> int:
         """Remove operations whose values reach no output (parameters stay); returns how many."""
-        live = set(self.params)
+        params = set(self.params)
+        live = set(params)
         stack = list(self.outputs)
-        predecessors = self.nx.pred
+        predecessors = self.nx._pred  # networkx's adjacency dict, read without a view per node
         while stack:  # one backward search from all outputs at once
             node = stack.pop()
-            if node in live and node not in self.params:
+            if node in live and node not in params:
                 continue
             live.add(node)
             stack.extend(p for p in predecessors[node] if p not in live)
-        dead = [n for n in self.nx.nodes if n not in live]
+        dead = [n for n in self.nx._node if n not in live]
         self.nx.remove_nodes_from(dead)
         return len(dead)
 

@@ -69,6 +69,20 @@ def _allowed_inline(op: str) -> bool:
     return ops.in_group(op, ops.ELEMENTWISE) or ops.in_group(op, ops.VIEW) or op in ("constant", "iota")
 
 
+_MATMUL, _REDUCTION, _INLINE, _OTHER = range(4)
+_ROLES: dict[str, int] = {}  # op name -> its role in a group; the op table is fixed once ir.ops is imported
+
+
+def _role(op: str) -> int:
+    """What `op` can be in a group: the matmul, a reduction, an inline op, or nothing (one dict lookup
+    per node for `_classify`, which asks it of every member of every candidate group)."""
+    role = _ROLES.get(op)
+    if role is None:
+        role = _ROLES[op] = (_MATMUL if ops.in_group(op, ops.MATMUL) else _REDUCTION if ops.in_group(op, ops.REDUCTION)
+                             else _INLINE if _allowed_inline(op) else _OTHER)
+    return role
+
+
 # Grouping is asked about small neighbourhoods many times over (the fusion passes classify every
 # candidate group), so its inner loops read the dicts networkx stores a graph's adjacency in (`_succ`,
 # `_pred`: node -> {neighbour: {edge key: data}}, what its views wrap) instead of the views, which
@@ -200,11 +214,14 @@ def _classify(graph: Graph, members: set[int], order: tuple[int, ...], returned:
     reductions: list[int] = []
     for node in order:
         op = nodes[node]["node"].op
-        if ops.in_group(op, ops.MATMUL):
+        role = _ROLES.get(op)
+        if role is None:
+            role = _role(op)
+        if role == _MATMUL:
             matmuls.append(node)
-        elif ops.in_group(op, ops.REDUCTION):
+        elif role == _REDUCTION:
             reductions.append(node)
-        elif not _allowed_inline(op):
+        elif role == _OTHER:
             raise GroupError(f"%{node} ({op}) cannot be fused: only elementwise, view, "
                              "reduction and matmul ops can")
     if matmuls:

@@ -65,7 +65,7 @@ class PassContext:
     """Shared state of one pipeline run (see the module docstring)."""
 
     def __init__(self, options: Any = None, *, working_set_limit: int | None = None, explain: bool = False,
-                 out: TextIO | None = None, err: TextIO | None = None) -> None:
+                 out: TextIO | None = None, err: TextIO | None = None, record: bool = True) -> None:
         self.options = options  # targets.base.CompileOptions, or None outside the driver
         self.working_set_limit = working_set_limit  # bytes a fusion group may touch, None: no limit
         self.explain = explain
@@ -77,6 +77,10 @@ class PassContext:
         # Whether the pipeline checks every pass's result (`--verify-each`, the tests): passes may then
         # also re-check what they guarantee by construction (the fusion passes re-classify their groups).
         self.verify_each = False
+        # Whether passes keep what only `--explain-fusion` and `--pass-stats` print: the fusion log and
+        # the statistics that cost a walk over the graph (the traffic fusion removed). On by default, for
+        # tests and tools that read them; the driver turns it off when neither flag asks for them.
+        self.record = record
         self._next_group = 0
 
     def report(self, text: str, **counters: int | float) -> PassStats:

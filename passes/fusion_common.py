@@ -97,6 +97,10 @@ def dense_everywhere(graph: Graph, node: int) -> Refusal | None:
     """Sparse tensors are left to the sparse lowering: a node touching one is not fused, except a
     matmul whose sparse operand is a parameter, directly or through a 2-D transpose (the sparse
     lowering makes it the anchor of a MATMUL kernel, `passes.lowering.sparse`), and such a transpose."""
+    nodes = graph.nx._node
+    if nodes[node]["node"].type.format.is_dense and all(
+            nodes[operand]["node"].type.format.is_dense for operand in graph.nx._pred[node]):
+        return None  # the common case, asked for every candidate: nothing here is sparse
     if _sparse_matmul_part(graph, node):
         return None
     for value in [node] + operands_of(graph, node):
@@ -125,6 +129,8 @@ def run_fusion(graph: Graph, ctx: PassContext, policy: FusionPolicy, options: Fu
     with collector_paused():
         fuser = Fuser(graph, ctx, policy, options, pass_name)
         result = fuser.run()
+    if not ctx.record:  # nothing reads the statistics, and the traffic costs two walks over the graph
+        return result
     removed = memory_traffic(graph) - memory_traffic(result)
     text = (f"{plural(fuser.stat_nodes, 'node')} into {plural(fuser.stat_groups, 'group')}, "
             f"{format_bytes(removed)} of intermediate traffic removed")

@@ -210,7 +210,7 @@ class Fuser(Recompute):
             raise
         self._absorb(key, other, outside)
         note = ""
-        if outside == producer:
+        if outside == producer and self.ctx.record:
             users = self._outside_users(producer, self.members[key])
             if users:
                 note = "also stored for " + self._listed(users)
@@ -309,9 +309,11 @@ class Fuser(Recompute):
             self.stat_groups += 1
             self.stat_nodes += len(kept[key])
         group_of = {node: final[key] for key, nodes in kept.items() for node in nodes}
-        for node, payload in list(graph.nx.nodes(data="node")):
-            if payload.group != group_of.get(node):
-                graph.set_node(node, payload.replace(group=group_of.get(node)))
+        for node, data in graph.nx._node.items():
+            payload = data["node"]
+            group = group_of.get(node)
+            if payload.group != group:
+                data["node"] = payload.with_group(group)
         if self.ctx.verify_each:  # what every accepted union was checked to be, checked once more
             if not kernels_acyclic(graph):  # which also makes every group convex
                 raise AssertionError("fusion made the graph of kernels cyclic")
@@ -328,7 +330,8 @@ class Fuser(Recompute):
                 self.stat_shared += sum(1 for n in nodes if (n in self.returned or not nodes.issuperset(succ[n]))
                                         and not nodes.isdisjoint(succ[n]))
         self.stat_recomputed = sum(1 for n in self.clone_of if n in graph)
-        self._log(final)
+        if self.ctx.record:
+            self._log(final)
         return graph
 
     def _fresh_group_ids(self) -> Iterator[int]:

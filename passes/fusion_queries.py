@@ -113,6 +113,19 @@ def local_order(graph: Graph, members: set[int]) -> list[int]:
     outside values they read whose operands (inside the neighbourhood) are all placed, the smallest
     node id comes next. Raises GroupError when an outside node both reads and feeds the members."""
     pred, succ = predecessors_of(graph), successors_of(graph)
+    # The common case, decided first: every edge into a member comes from a smaller id (the frontend
+    # numbers each value after its operands), and no outside operand reads a member. Then the smallest
+    # node not yet placed always has all its operands placed, so the order is simply by id.
+    ascending = True
+    for member in members:
+        for source in pred[member]:
+            if source > member or (source not in members and not members.isdisjoint(pred[source])):
+                ascending = False
+                break
+        if not ascending:
+            break
+    if ascending:
+        return sorted(members)
     waiting: dict[int, int] = {}
     fed_by: dict[int, list[int]] = {}  # outside node -> the members it feeds, once per edge
     ready: list[int] = []

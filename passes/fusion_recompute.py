@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from ir import ops
 from ir.graph import Graph
-from ir.groups import operands_of, users_of, uses_in
+from ir.groups import operands_of, successors_of, users_of, uses_in
 from passes.context import format_bytes
 from passes.fusion_common import Refused
-from passes.fusion_cost import boundary, is_cheap, value_bytes
+from passes.fusion_cost import is_cheap, value_bytes
 
 Plan = list[tuple[int, int, tuple[int, ...] | None]]  # (user, operand index, shape of the copy or None)
 
@@ -23,6 +23,10 @@ class Recompute:
         inside = self.members[key]
         plan = [(user, index, None) for user, index in uses_in(self.graph, producer, inside)]
         blocker = self._recompute_blocker(producer, key)  # judged on the graph without the copy
+        if blocker is not None and not self.ctx.record:
+            # Refused either way; whether a copy would fit only decides which reason the log gives, and
+            # nothing keeps the log. (Trying it would place and remove a copy: the same graph after.)
+            raise shared
         made = self._try_copy(producer, key, plan)
         if made is None:
             raise shared  # not the other consumers' fault: the pair cannot fuse either way
@@ -44,19 +48,27 @@ class Recompute:
         if not is_cheap(self.graph, producer):
             return f"{self.graph.node(producer).op} is too costly to compute twice"
         inside = self.members[key]
-        read_now, _ = boundary(self.graph, inside, self.returned)
+        succ = successors_of(self.graph)
         extra = 0
         for operand in dict.fromkeys(operands_of(self.graph, producer)):
-            if operand in inside or operand in read_now or self.graph.node(operand).op in ("constant", "iota"):
+            # `inside.isdisjoint(succ[operand])`: the group does not read the operand yet (it is not
+            # among the group's inputs), asked of the operand's users instead of the whole group
+            if operand in inside or not inside.isdisjoint(succ[operand]) or \
+                    self.graph.node(operand).op in ("constant", "iota"):
                 continue
             home = self.group_of.get(operand)
-            if home is not None and operand not in boundary(self.graph, self.members[home], self.returned)[1]:
+            if home is not None and not self._stored(operand, self.members[home]):
                 return f"a copy would read {self._label(operand)}, which its group does not store"
             extra += value_bytes(self.graph, operand)
         if extra > value_bytes(self.graph, producer):
             return (f"a copy would read {format_bytes(extra)} of operands, more than the "
                     f"{format_bytes(value_bytes(self.graph, producer))} of reading the value")
         return None
+
+    def _stored(self, node: int, members: set[int]) -> bool:
+        """Whether the kernel of `members` stores member `node` (one of its results, `boundary`'s
+        second set): a program output, or read outside the kernel."""
+        return node in members and (node in self.returned or not members.issuperset(successors_of(self.graph)[node]))
 
     def _place(self, graph: Graph, node: int, plan: Plan,
                inside: set[int]) -> list[int]:
@@ -79,13 +91,6 @@ class Recompute:
                 made.append(by_shape[shape])
             graph.set_operand(user, index, by_shape[shape])
         return made
-
-    def _fits(self, node: int, key: int, plan: Plan) -> bool:
-        """Whether group `key` with copies of `node` for the uses in `plan` is legal (tried and undone)."""
-        made = self._try_copy(node, key, plan)
-        if made is not None:
-            self._undo_copy(node, plan, made)
-        return made is not None
 
     def _try_copy(self, node: int, key: int, plan: Plan) -> list[int] | None:
         """Place copies of `node` for the uses in `plan` and keep them when group `key` with them is
@@ -119,11 +124,12 @@ class Recompute:
 
     def _unmaterialise(self) -> None:
         """Recompute cheap values stored only for other groups in each of them (see the docstring)."""
-        for node in sorted(self.graph.nx.nodes, key=self._order):
-            if node not in self.graph or node in self.clone_of or self.graph.is_output(node):
-                continue
-            if self.graph.node(node).op == "param" or not is_cheap(self.graph, node):
-                continue
+        # Which values qualify does not change while copies are placed (copies are new nodes, and no
+        # node of the graph as it is now is removed), so they are picked first and only they are sorted.
+        candidates = [node for node in self.graph.nx._node if node not in self.clone_of and
+                      not self.graph.is_output(node) and self.graph.node(node).op != "param" and
+                      is_cheap(self.graph, node)]
+        for node in sorted(candidates, key=self._order):
             home = self.group_of.get(node)
             outside = [u for u in users_of(self.graph, node) if home is None or self.group_of.get(u) != home]
             homes = {self.group_of.get(u) for u in outside}
@@ -131,18 +137,40 @@ class Recompute:
             is_splat = self.graph.node(node).op == "constant"
             if not targets or (not is_splat and len(targets) < len(homes)):
                 continue
+            if is_splat:
+                # A splat reads nothing and no path reaches it, so a copy placed for one group changes
+                # nothing the check of another group looks at: each copy that fits is kept as placed,
+                # not removed and placed again after all groups were tried.
+                for key in targets:
+                    placed = self._place_fitting(node, key, is_splat)
+                    if placed is not None:
+                        self._adopt(node, key, *placed)
+                        self._decide_copied(node, key, placed[0])
+                continue
             plans = [(key, self._plan_copy(node, key, is_splat)) for key in targets]
-            if not is_splat and any(plan is None for _, plan in plans):
+            if any(plan is None for _, plan in plans):
                 continue
             for key, plan in plans:
-                if plan is not None:
-                    self._adopt(node, key, plan)
-                    for user, _, _ in plan:
-                        self._decide(node, user, "recomputed", "a copy inside the group replaces the stored value",
-                                     key=key)
+                self._adopt(node, key, plan)
+                self._decide_copied(node, key, plan)
+
+    def _decide_copied(self, node: int, key: int, plan: Plan) -> None:
+        for user, _, _ in plan:
+            self._decide(node, user, "recomputed", "a copy inside the group replaces the stored value", key=key)
 
     def _plan_copy(self, node: int, key: int, is_splat: bool) -> Plan | None:
-        """How to copy `node` into group `key`, or None when no copy is legal there."""
+        """How to copy `node` into group `key`, or None when no copy is legal there (tried and undone)."""
+        placed = self._place_fitting(node, key, is_splat)
+        if placed is None:
+            return None
+        plan, made = placed
+        self._undo_copy(node, plan, made)
+        return plan
+
+    def _place_fitting(self, node: int, key: int, is_splat: bool) -> tuple[Plan, list[int]] | None:
+        """Copies of `node` placed for group `key`'s uses of it, by the first legal plan (the type as it
+        is; else, for a splat read by elementwise ops only, one copy per shape the users have) with the
+        copies, or None when no copy is legal there (nothing left placed)."""
         if not is_splat and self._recompute_blocker(node, key) is not None:
             return None
         inside = self.members[key]
@@ -152,6 +180,7 @@ class Recompute:
                                                 for u, _ in uses)):
                 return None
             plan = [(u, i, self.graph.node(u).type.shape if shaped else None) for u, i in uses]
-            if self._fits(node, key, plan):
-                return plan
+            made = self._try_copy(node, key, plan)
+            if made is not None:
+                return plan, made
         return None

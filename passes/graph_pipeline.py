@@ -84,7 +84,8 @@ def run_graph_pipeline(graph: Graph, options: CompileOptions) -> Graph:
     graph.remove_dead()  # the IR's invariant: every value reaches an output; the frontend may leave unused ones
     if manager.verify_each:
         _verify_input(graph)
-    ctx = PassContext(options, working_set_limit=working_set_limit(options), explain=options.explain_fusion)
+    ctx = PassContext(options, working_set_limit=working_set_limit(options), explain=options.explain_fusion,
+                      record=options.explain_fusion or options.pass_stats)
     return manager.run(graph, ctx)
 
 
