@@ -133,16 +133,18 @@ def group_boundary(graph: Graph, members: set[int],
     return _boundary(graph, members, tuple(sorted(members, key=index.__getitem__)), set(graph.outputs))
 
 
-def _boundary(graph: Graph, members: set[int], order: tuple[int, ...],
-              returned: AbstractSet[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _boundary(graph: Graph, members: set[int], order: tuple[int, ...], returned: AbstractSet[int],
+              with_inputs: bool = True) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(inputs, outputs) as `group_boundary` gives them; without inputs (empty) for `group_kind`."""
     pred, succ = graph.nx._pred, graph.nx._succ
     inputs: dict[int, None] = {}
     outputs: list[int] = []
     for node in order:
-        sources = pred[node] if len(pred[node]) < 2 else operands_of(graph, node)  # one source: no order
-        for operand in sources:
-            if operand not in members:
-                inputs.setdefault(operand)
+        if with_inputs:
+            sources = pred[node] if len(pred[node]) < 2 else operands_of(graph, node)  # one source: no order
+            for operand in sources:
+                if operand not in members:
+                    inputs.setdefault(operand)
         if node in returned or not members.issuperset(succ[node]):
             outputs.append(node)
     return tuple(inputs), tuple(outputs)
@@ -196,6 +198,16 @@ def classify_convex(graph: Graph, members: set[int], order: tuple[int, ...] | li
     return _classify(graph, members, tuple(order), outputs if outputs is not None else set(graph.outputs))
 
 
+def group_kind(graph: Graph, members: set[int], outputs: AbstractSet[int]) -> GroupKind:
+    """The kind `classify_convex` gives `members` (GroupError when it refuses them), for callers that
+    only ask whether and which, and know the members convex (the fusion passes' checks). Whether the
+    members form a group, and its kind, do not depend on the order they are listed in (every rule is
+    about one member, or asks that all members agree), so this skips ordering them and collecting the
+    group's inputs; only which member a refusal names may differ from `classify_convex`'s."""
+    _check_members(graph, members)
+    return _classify(graph, members, tuple(members), outputs, with_inputs=False).kind
+
+
 def _check_members(graph: Graph, members: set[int]) -> None:
     if not members:
         raise GroupError("a group needs at least one node")
@@ -207,8 +219,9 @@ def _check_members(graph: Graph, members: set[int]) -> None:
             raise GroupError(f"%{node} is a parameter; parameters are never fused")
 
 
-def _classify(graph: Graph, members: set[int], order: tuple[int, ...], returned: AbstractSet[int]) -> GroupInfo:
-    inputs, outputs = _boundary(graph, members, order, returned)
+def _classify(graph: Graph, members: set[int], order: tuple[int, ...], returned: AbstractSet[int],
+              with_inputs: bool = True) -> GroupInfo:
+    inputs, outputs = _boundary(graph, members, order, returned, with_inputs)
     nodes = graph.nx._node
     matmuls: list[int] = []
     reductions: list[int] = []

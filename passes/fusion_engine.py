@@ -13,7 +13,7 @@ from typing import Iterator
 
 from ir import ops
 from ir.graph import Graph
-from ir.groups import (GroupError, GroupInfo, GroupKind, kernels_acyclic, operands_of, predecessors_of,
+from ir.groups import (GroupError, GroupKind, group_kind, kernels_acyclic, operands_of, predecessors_of,
                        successors_of, users_of, uses_in)
 from passes.context import FusionDecision, PassContext, format_bytes
 from passes.fusion_common import FusionOptions, FusionPolicy, Refused, dense_everywhere, node_label
@@ -234,7 +234,7 @@ class Fuser(Recompute):
 
     # -- legality ------------------------------------------------------------------------------
 
-    def _check(self, graph: Graph, union: set[int]) -> GroupInfo:
+    def _check(self, graph: Graph, union: set[int]) -> None:
         """Raise Refused unless `union` may be one group of this pass (rules 3-5)."""
         if self.options.max_group is not None and len(union) > self.options.max_group:
             raise Refused("max-group", f"the group would have {len(union)} nodes, more than "
@@ -245,12 +245,16 @@ class Fuser(Recompute):
             raise Refused("cycle", f"{self._label(loop, graph)} depends on the group and the group depends on it, "
                                     "so fusing would create a cycle")
         try:
-            info = classify_local(graph, union, self.returned)
+            if self.ctx.record:  # the refusal names the member `classify_group` would name
+                kind = classify_local(graph, union, self.returned).kind
+            else:  # the same verdict without ordering the members (no path leaves them and comes back)
+                kind = group_kind(graph, union, self.returned)
         except GroupError as error:
-            raise Refused("group-contract", self._rename(str(error), graph)) from None
-        if info.kind not in self.policy.kinds:
+            raise Refused("group-contract", self._rename(str(error), graph) if self.ctx.record else str(error)) \
+                from None
+        if kind not in self.policy.kinds:
             kinds = " or ".join(sorted(str(k) for k in self.policy.kinds))
-            raise Refused("group-kind", f"together they would form a {info.kind} kernel; {self.pass_name} "
+            raise Refused("group-kind", f"together they would form a {kind} kernel; {self.pass_name} "
                                          f"forms {kinds} groups")
         if self.limit is not None:
             read, written = working_set(graph, union, self.returned)
@@ -258,7 +262,6 @@ class Fuser(Recompute):
                 raise Refused("working-set", f"the group's working set would be {format_bytes(read + written)} "
                                               f"(reads {format_bytes(read)}, writes {format_bytes(written)}), "
                                               f"over the limit of {format_bytes(self.limit)}")
-        return info
 
     def _check_reductions(self, graph: Graph, union: set[int]) -> None:
         reductions = [n for n in union if n in self.reductions]
