@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ir import ops
 from ir.graph import Graph
-from ir.groups import operands_of, successors_of, users_of, uses_in
+from ir.groups import operands_of, successors_of, uses_in
 from passes.context import format_bytes
 from passes.fusion_common import Refused
 from passes.fusion_cost import is_cheap, value_bytes
@@ -30,16 +30,21 @@ class Recompute:
         made = self._try_copy(producer, key, plan)
         if made is None:
             raise shared  # not the other consumers' fault: the pair cannot fuse either way
-        listed = self._listed(users) or "the program's results"
-        prefix = f"{self._label(producer)} is also used by {listed}"
         if blocker is not None:
             self._undo_copy(producer, plan, made)
-            raise Refused("multi-consumer", f"{prefix}, so the group would have to store it too, which it cannot "
-                                             f"({shared.reason}); {blocker}")
+            raise Refused("multi-consumer", f"{self._also_used(producer, users)}, so the group would have to store "
+                                             f"it too, which it cannot ({shared.reason}); {blocker}")
         self._adopt(producer, key, plan, made)
         self.copies[(producer, key)] = made[-1]
-        self._decide(producer, consumer, "recomputed", f"{prefix}; it is cheap "
-                     f"({self.graph.node(producer).op}), so the group computes its own copy", key=key)
+        if self.ctx.record:
+            self._decide(producer, consumer, "recomputed", f"{self._also_used(producer, users)}; it is cheap "
+                         f"({self.graph.node(producer).op}), so the group computes its own copy", key=key)
+        else:
+            self._decide(producer, consumer, "recomputed", key=key)
+
+    def _also_used(self, producer: int, users: list[int]) -> str:
+        listed = self._listed(users) or "the program's results"
+        return f"{self._label(producer)} is also used by {listed}"
 
     def _recompute_blocker(self, producer: int, key: int) -> str | None:
         """Why `producer` may not be recomputed in group `key` (None: it may)."""
@@ -131,8 +136,9 @@ class Recompute:
                       is_cheap(self.graph, node)]
         for node in sorted(candidates, key=self._order):
             home = self.group_of.get(node)
-            outside = [u for u in users_of(self.graph, node) if home is None or self.group_of.get(u) != home]
-            homes = {self.group_of.get(u) for u in outside}
+            homes = {self.group_of.get(u) for u in successors_of(self.graph)[node]}  # the users' kernels
+            if home is not None:
+                homes.discard(home)
             targets = sorted(k for k in homes if k is not None and self._growable(k))
             is_splat = self.graph.node(node).op == "constant"
             if not targets or (not is_splat and len(targets) < len(homes)):
