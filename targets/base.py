@@ -78,8 +78,10 @@ class Target(Protocol):
     """A target: its name, the hardware spec it prices (`targets.spec`; None for the reference
     interpreter), `compile` (the code it emits) and `estimate` (a `targets.cost.CostReport` of an
     artifact it compiled, from its cost model). A target without a cost model has no `estimate`. Optional
-    class attributes: `options` (the `CompileOptions.extra` keys it takes) and `times_kernels` (True when
-    its artifacts run on hardware and have `time_kernels(inputs, repeats)`, for `niche compare --measure`)."""
+    class attributes: `options` (the `CompileOptions.extra` keys it takes), `times_kernels` (True when
+    its artifacts run on hardware and have `time_kernels(inputs, repeats)`, for `niche compare --measure`)
+    and `pricing_weight` (how long pricing takes next to other targets, default 1: `niche compare` starts
+    the heaviest first; it changes no figure)."""
 
     name: str
     summary: str

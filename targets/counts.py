@@ -21,9 +21,10 @@ that causes re-reads is not known yet).
 from __future__ import annotations
 
 import math
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Callable, Hashable, Iterator, TypeVar
 
 from ir import ops
 from ir.dtypes import DType
@@ -32,6 +33,7 @@ from ir.types import TensorType
 from passes.collector import collector_paused
 
 if TYPE_CHECKING:
+    from targets.frozen_graph import FrozenGraph
     from targets.graph_counts import GraphCounter
 
 Derived = TypeVar("Derived")
@@ -48,6 +50,12 @@ BINARY_FLOPS: dict[str, int] = {"pow": 1}  # pow is exp(b log a): one op and two
 BINARY_TRANSCENDENTALS: dict[str, int] = {"pow": 2}
 
 ROLES = ("weight", "input", "output", "intermediate", "local")
+
+# The op table is complete once `ir.ops` is imported (ops register there only): the groups `node_flops` asks
+# about for every node of a program, read once as sets.
+_MATMUL_OPS = frozenset(ops.ops_in_group(ops.MATMUL))
+_REDUCTION_OPS = frozenset(ops.ops_in_group(ops.REDUCTION))
+_BINARY_OPS = frozenset(ops.ops_in_group(ops.BINARY))
 
 
 class CountError(Exception):
@@ -185,20 +193,20 @@ def dominant_dtype(kernels: tuple[KernelCounts, ...], default: DType = DType.F32
 # -- graph level ----------------------------------------------------------------------------------
 
 
-def node_flops(op: str, result: TensorType, operand_types: list[TensorType], attrs: dict) -> tuple[float, float]:
-    """(arithmetic ops, transcendental ops) one graph operation performs."""
-    if ops.in_group(op, ops.MATMUL):
+def node_flops(op: str, result: TensorType, operand_types: list[TensorType]) -> tuple[float, float]:
+    """(arithmetic ops, transcendental ops) one graph operation performs, from its op and types alone."""
+    if op in _MATMUL_OPS:
         a, b = operand_types
         k = a.shape[-1]
         return 2.0 * result.size * k, 0.0
-    if ops.in_group(op, ops.REDUCTION):
+    if op in _REDUCTION_OPS:
         source = operand_types[0].size
         extra = result.size if op == "reduce_mean" else 0
         return float(max(0, source - result.size) + extra), 0.0
     if op in UNARY_COST:
         flops, transcendentals = UNARY_COST[op]
         return float(flops * result.size), float(transcendentals * result.size)
-    if ops.in_group(op, ops.BINARY):
+    if op in _BINARY_OPS:
         if result.dtype.is_bool and operand_types[0].dtype.is_bool:
             return 0.0, 0.0  # logical ops on masks
         return (float(BINARY_FLOPS.get(op, 1) * result.size),
@@ -217,7 +225,9 @@ def matmul_shape(result: TensorType, a: TensorType) -> MatmulShape:
 # held so that its id stays its own for the whole block.
 _SHARED: dict[int, tuple[Graph, ProgramCounts, GraphCounter]] | None = None
 # Inside `shared_counts()`: (id(counts), what) -> (the counts, what `derived_once` derived from them).
-_DERIVED: dict[tuple[int, str], tuple[ProgramCounts, object]] | None = None
+_DERIVED: dict[tuple[int, Hashable], tuple[ProgramCounts, object]] | None = None
+# Inside `shared_counts()`: id(graph) -> its `FrozenGraph` (which holds the graph, so its id stays its own).
+_FROZEN: dict[int, FrozenGraph] | None = None
 
 
 @contextmanager
@@ -226,20 +236,35 @@ def shared_counts() -> Iterator[None]:
     `niche compare` prices one graph on several targets, and the counts do not depend on the target
     (counts once, machine models per target). Callers must not change the graph inside the block, nor
     the counts they get (treat `ProgramCounts` as read-only)."""
-    global _SHARED, _DERIVED
-    outer = _SHARED, _DERIVED
+    global _SHARED, _DERIVED, _FROZEN
+    outer = _SHARED, _DERIVED, _FROZEN
     _SHARED = {} if outer[0] is None else outer[0]
     _DERIVED = {} if outer[1] is None else outer[1]
+    _FROZEN = {} if outer[2] is None else outer[2]
     try:
         yield
     finally:
-        _SHARED, _DERIVED = outer
+        _SHARED, _DERIVED, _FROZEN = outer
 
 
-def derived_once(counts: ProgramCounts, what: str, derive: Callable[[ProgramCounts], Derived]) -> Derived:
+def frozen_graph(graph: Graph) -> FrozenGraph:
+    """`graph` with its lookups precomputed (`targets.frozen_graph`): inside `shared_counts()`, made once per
+    graph and shared by the counter and every target that reads the graph node by node (the graph does not
+    change inside the block); outside it, made afresh at each call."""
+    from targets.frozen_graph import FrozenGraph
+    if _FROZEN is None:
+        return FrozenGraph(graph)
+    frozen = _FROZEN.get(id(graph))
+    if frozen is None or frozen.graph is not graph:
+        frozen = _FROZEN[id(graph)] = FrozenGraph(graph)
+    return frozen
+
+
+def derived_once(counts: ProgramCounts, what: Hashable, derive: Callable[[ProgramCounts], Derived]) -> Derived:
     """`derive(counts)`, computed once per counts object and `what` inside `shared_counts()`, where counts
     are read-only: what follows from the counts alone (a partition's per-kernel bytes) is then the same
-    for every target. `derive` must read nothing but `counts`. Outside the block it runs every time."""
+    for every target. `derive` must read nothing but `counts` and what `what` holds (a name, or a name and
+    the values it is derived with). Outside the block it runs every time."""
     if _DERIVED is None:
         return derive(counts)
     key = (id(counts), what)
@@ -262,12 +287,19 @@ def counted_graph(graph: Graph) -> tuple[ProgramCounts, GraphCounter]:
         return _SHARED[id(graph)][1:]
     from targets.graph_counts import GraphCounter
     with collector_paused():  # see passes.collector: counting a large graph would rescan it many times
-        counter = GraphCounter(graph)
+        counter = GraphCounter(frozen_graph(graph))
         counts = counter.count()
     counts.attributes.setdefault("dims", dict(graph.dims))
     if _SHARED is not None:
         _SHARED[id(graph)] = (graph, counts, counter)
     return counts, counter
+
+
+def is_loop_program(value: object) -> bool:
+    """`isinstance(value, ir.loops.LoopProgram)`, without importing the loop IR to ask (pricing a graph never
+    needs it): a `LoopProgram` can exist only once `ir.loops` has been imported."""
+    loops = sys.modules.get("ir.loops")
+    return loops is not None and isinstance(value, loops.LoopProgram)
 
 
 def count_loop_program(program: object, weights: set[str] | frozenset[str] = frozenset(),

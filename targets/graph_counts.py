@@ -24,16 +24,24 @@ from ir.dtypes import DType
 from ir.graph import Graph
 from targets.counts import (BufferTraffic, KernelCounts, ProgramCounts, dominant_dtype, matmul_shape,
                             node_flops)
+from targets.frozen_graph import FrozenGraph
 
 _FOLDED_SOURCES = ("constant", "iota")
+# The op table is complete once `ir.ops` is imported (ops register there only): the groups asked about for
+# every node of a program, read once as sets.
+_VIEW_OPS = frozenset(ops.ops_in_group(ops.VIEW))
+_MATMUL_OPS = frozenset(ops.ops_in_group(ops.MATMUL))
+_REDUCTION_OPS = frozenset(ops.ops_in_group(ops.REDUCTION))
 
 
 class GraphCounter:
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, frozen: FrozenGraph) -> None:
+        """`frozen`: the graph to count, with its lookups precomputed (`targets.counts.frozen_graph`)."""
+        graph = frozen.graph
         self.graph = graph
-        self.order = graph.topological_order()
-        self.node = {n: graph.node(n) for n in self.order}
-        self.operands = {n: graph.operands(n) for n in self.order}
+        self.order = frozen.order
+        self.node = frozen.payloads
+        self.operands = frozen.operand_lists
         self.users: dict[int, list[int]] = {n: [] for n in self.order}
         for n in self.order:
             for operand in dict.fromkeys(self.operands[n]):
@@ -42,6 +50,10 @@ class GraphCounter:
         self.sizes: dict[str, float] = {}
         self.roles: dict[str, str] = {}
         self._base: dict[int, tuple[int, float] | None] = {}
+        # per value: its name, `storage` and bytes (fixed by the graph), worked out once, asked once per read
+        self._names: dict[int, str] = {}
+        self._storage: dict[int, tuple[float, float]] = {}
+        self._nbytes: dict[int, int] = {}
 
     # -- values ---------------------------------------------------------------------------------
 
@@ -49,11 +61,14 @@ class GraphCounter:
         node = self.node[n]
         if node.group is not None or n in self.program_outputs:
             return False
-        return ops.in_group(node.op, ops.VIEW) or node.op in _FOLDED_SOURCES
+        return node.op in _VIEW_OPS or node.op in _FOLDED_SOURCES
 
     def name(self, n: int) -> str:
-        node = self.node[n]
-        return node.attr("name") if node.op == "param" else f"%{n}"
+        name = self._names.get(n)
+        if name is None:
+            node = self.node[n]
+            name = self._names[n] = node.attr("name") if node.op == "param" else f"%{n}"
+        return name
 
     def base(self, n: int) -> tuple[int, float] | None:
         """(the value a folded chain reads, the bytes it selects), None for inline constants and iotas."""
@@ -61,12 +76,12 @@ class GraphCounter:
             return self._base[n]
         node = self.node[n]
         if not self.is_folded(n):
-            result: tuple[int, float] | None = (n, float(node.type.nbytes))
+            result: tuple[int, float] | None = (n, float(self.nbytes(n)))
         elif node.op in _FOLDED_SOURCES:
             result = None
         else:
             inner = self.base(self.operands[n][0])
-            result = None if inner is None else (inner[0], min(inner[1], float(node.type.nbytes)))
+            result = None if inner is None else (inner[0], min(inner[1], float(self.nbytes(n))))
         self._base[n] = result
         return result
 
@@ -74,6 +89,12 @@ class GraphCounter:
         """(fraction of its dense bytes a value occupies in memory, density of non-zeros): below 1 only
         for sparse weights, from the data bound at compile time or an N:M format; other sparse formats
         without data count dense (an upper bound, noted on the kernel)."""
+        found = self._storage.get(n)
+        if found is None:
+            found = self._storage[n] = self._stored_fraction(n)
+        return found
+
+    def _stored_fraction(self, n: int) -> tuple[float, float]:
         node = self.node[n]
         fmt = node.type.format
         if node.op != "param" or fmt.is_dense:
@@ -130,21 +151,24 @@ class GraphCounter:
         sparse: list[tuple[str, str, float, bool]] = []
         kind = "elementwise"
         matmul = None
+        leaving = []  # the members whose values leave the kernel (`_leaves`), in member order
         for n in members:
             node = self.node[n]
+            op = node.op
             operand_types = [self.node[o].type for o in self.operands[n]]
-            f, t = node_flops(node.op, node.type, operand_types, node.attr_dict)
+            f, t = node_flops(op, node.type, operand_types)
             flops += f
             transcendentals += t
-            if ops.in_group(node.op, ops.MATMUL):
+            if op in _MATMUL_OPS:
                 kind, anchor = "matmul", n
                 matmul = matmul_shape(node.type, operand_types[0])
-            elif ops.in_group(node.op, ops.REDUCTION) and kind not in ("matmul", "reduction"):
+            elif op in _REDUCTION_OPS and kind not in ("matmul", "reduction"):
                 kind, anchor = "reduction", n
-            elif node.op == "concat" and kind == "elementwise":
+            elif op == "concat" and kind == "elementwise":
                 kind, anchor = "copy", n
             if f > best_flops:
                 best_flops, dtype = f, node.type.dtype
+            is_view = op in _VIEW_OPS
             for operand in self.operands[n]:
                 if operand in member_set:
                     continue
@@ -152,30 +176,32 @@ class GraphCounter:
                 if base is not None:
                     key = self.name(base[0])
                     selected = base[1]
-                    if ops.in_group(node.op, ops.VIEW):  # a view inside the group selects what it reads
-                        selected = min(selected, float(node.type.nbytes))
+                    if is_view:  # a view inside the group selects what it reads
+                        selected = min(selected, float(self.nbytes(n)))
                     fraction, density = self.storage(base[0])
                     reads[key] = max(reads.get(key, 0.0), selected * fraction)
                     self._record(base[0])
                     if not self.node[base[0]].type.format.is_dense:
                         sparse.append((key, str(self.node[base[0]].type.format), density, fraction < 1.0))
-            internal_users = [u for u in self.users[n] if u in member_set]
-            if (internal_users and not ops.in_group(node.op, ops.VIEW) and node.op not in _FOLDED_SOURCES
-                    and not self._leaves(n, member_set)):
-                fused_away += node.type.nbytes * (1 + len(internal_users))
+            leaves = self._leaves(n, member_set)
+            if leaves:
+                leaving.append(n)
+            elif not is_view and op not in _FOLDED_SOURCES:
+                internal_users = [u for u in self.users[n] if u in member_set]
+                if internal_users:
+                    fused_away += self.nbytes(n) * (1 + len(internal_users))
         if kind == "matmul":
             dtype = self.node[self.operands[anchor][0]].type.dtype
         traffic = [BufferTraffic(name, self.roles[name], size, 0.0, size, self.sizes[name])
                    for name, size in reads.items()]
         writes = []
-        for n in members:
-            if self._leaves(n, member_set):
-                self._record(n)
-                name = self.name(n)
-                writes.append(name)
-                size = float(self.node[n].type.nbytes)
-                traffic.append(BufferTraffic(name, self.roles[name], 0.0, size, size, size))
-        parallel = max((self.node[n].type.size for n in members if self._leaves(n, member_set)), default=1)
+        for n in leaving:
+            self._record(n)
+            name = self.name(n)
+            writes.append(name)
+            size = float(self.nbytes(n))
+            traffic.append(BufferTraffic(name, self.roles[name], 0.0, size, size, size))
+        parallel = max((self.node[n].type.size for n in leaving), default=1)
         loc = self.node[anchor].loc
         notes = [f"from {loc}"] if loc is not None else []
         for name, fmt, density, stored_sparse in sparse:
@@ -193,12 +219,19 @@ class GraphCounter:
                             weight_density=density, sparse=terms), fused_away
 
     def _leaves(self, n: int, member_set: set[int]) -> bool:
-        return n in self.program_outputs or any(u not in member_set for u in self.users[n])
+        return n in self.program_outputs or not member_set.issuperset(self.users[n])
+
+    def nbytes(self, n: int) -> int:
+        """`TensorType.nbytes` of a value, worked out once (kernels ask for it several times)."""
+        size = self._nbytes.get(n)
+        if size is None:
+            size = self._nbytes[n] = self.node[n].type.nbytes
+        return size
 
     def _record(self, n: int) -> None:
         name = self.name(n)
         if name not in self.sizes:
-            self.sizes[name] = float(self.node[n].type.nbytes) * self.storage(n)[0]
+            self.sizes[name] = float(self.nbytes(n)) * self.storage(n)[0]
             self.roles[name] = self.role(n)
 
     def count(self) -> ProgramCounts:

@@ -320,7 +320,7 @@ def _kernel_counts(kernel: Kernel, tally: _Tally, counter: KernelCounter, bindin
         for node_id in nodes:
             node = graph.node(node_id)
             operand_types = [graph.node(o).type for o in graph.operands(node_id)]
-            useful += node_flops(node.op, node.type, operand_types, node.attr_dict)[0]
+            useful += node_flops(node.op, node.type, operand_types)[0]
             if node.op == "matmul":
                 matmul = matmul_shape(node.type, operand_types[0])
     else:

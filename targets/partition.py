@@ -343,6 +343,12 @@ def message_cost(kind: str, nbytes: float, chips: int, link: Interconnect) -> Co
                 latency=seconds, bound=Amounts.of({"interconnect": seconds}))
 
 
+def _shares(counts: ProgramCounts, ways: tuple[int, ...]) -> tuple[KernelCounts, ...]:
+    """Each kernel's share of one chip, split `ways[k]` ways (no ways: whole): the same for every target
+    that places the counts the same way (two GPUs of one program), so `derived_once` keeps them by ways."""
+    return tuple(kernel.split(ways[k] if ways else 1) for k, kernel in enumerate(counts.kernels))
+
+
 def price_partitioned(counts: ProgramCounts, spec: HardwareSpec, plan: PartitionPlan,
                       price_kernel: Callable[[KernelCounts], Cost],
                       describe: Callable[[int], str] | None = None) -> list[KernelReport]:
@@ -357,10 +363,11 @@ def price_partitioned(counts: ProgramCounts, spec: HardwareSpec, plan: Partition
     # A model may hand back the same Cost object for repeated kernels: scale it back once per way count.
     # Keyed by id; the entry holds the Cost, so no other object can take its id meanwhile.
     scaled: dict[tuple[int, int], tuple[Cost, Cost]] = {}
+    shares = derived_once(counts, ("shares", plan.ways), lambda c: _shares(c, plan.ways))
     for k, kernel in enumerate(counts.kernels):
         ways = plan.ways[k] if plan.ways else 1
         stage = plan.stages[k] if plan.stages else 0
-        share = price_kernel(kernel.split(ways))
+        share = price_kernel(shares[k])
         known = scaled.get((id(share), ways))
         if known is None:
             known = scaled[(id(share), ways)] = (share, share.across(ways))

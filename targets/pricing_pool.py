@@ -9,7 +9,10 @@ targets were given.
 
 The workers are forked from the process that built the graph, so they start with the graph, the shared
 counts and every module already in memory instead of rebuilding them (which would take longer than the
-pricing). Where workers cannot be forked safely (`can_fork`: anywhere but Linux), or with one core or
+pricing). Targets are handed out heaviest first (`Target.pricing_weight`), so that the longest one starts
+at once on a worker of its own while the others fill the rest, and targets of one kind go to the same
+worker when there are kinds enough for every worker (`tasks_of`): the second GPU then finds the modules
+the first imported. Which worker prices a target, and when, changes no figure. Where workers cannot be forked safely (`can_fork`: anywhere but Linux), or with one core or
 one target, the targets are priced in this process, one after another.
 
 A worker sends back what the caller needs and nothing that may not survive pickling: a report, or the
@@ -83,10 +86,15 @@ def price_outcome(price: Callable[..., CostReport], builder: object, name: str, 
         return ("refused", " ".join(d.message for d in error.diagnostics), None)
 
 
-def _work(name: str, options: CompileOptions) -> tuple[str, object, tuple[BaseException | None, str]]:
-    """Run in a worker: price one target; an `Outcome` whose cause is (the exception when it survives
-    pickling, else None; its traceback as text)."""
+def _work(task: list[tuple[str, CompileOptions]]) -> list[tuple[str, object, tuple[BaseException | None, str]]]:
+    """Run in a worker: price a task's targets one after another (`_work_one`)."""
     gc.disable()  # a short-lived worker: collections would only rescan the inherited graph
+    return [_work_one(name, options) for name, options in task]
+
+
+def _work_one(name: str, options: CompileOptions) -> tuple[str, object, tuple[BaseException | None, str]]:
+    """Price one target; an `Outcome` whose cause is (the exception when it survives pickling, else None;
+    its traceback as text)."""
     kind, value, cause = price_outcome(*_FORKED, name, options)
     if cause is None:
         return kind, value, (None, "")
@@ -98,30 +106,56 @@ def _work(name: str, options: CompileOptions) -> tuple[str, object, tuple[BaseEx
     return kind, value, (cause, text)
 
 
+def longest_first(weights: list[float]) -> list[int]:
+    """Task indices in the order to hand them out: heaviest first, ties in the given order. Each worker takes
+    the next task when it is free, so the heaviest target starts at once on a worker of its own and the
+    lighter ones fill the other workers (longest processing time first)."""
+    return sorted(range(len(weights)), key=lambda index: -weights[index])
+
+
+def tasks_of(names: list[str], weights: list[float], workers: int) -> list[list[int]]:
+    """The jobs (indices into `names`) that one worker prices one after another, as tasks in the order they
+    are handed out (`longest_first` by their summed weights). Targets of one kind (gpu:h100, gpu:h200) make
+    one task when that leaves a task for every worker: they import the same modules and warm the same
+    caches, which a second worker would do again; else every target is a task of its own."""
+    kinds: dict[str, list[int]] = {}
+    for index, name in enumerate(names):
+        kinds.setdefault(name.split(":", 1)[0], []).append(index)
+    tasks = list(kinds.values()) if len(kinds) >= workers else [[index] for index in range(len(names))]
+    return [tasks[index] for index in longest_first([sum(weights[job] for job in task) for task in tasks])]
+
+
 def price_in_workers(price: Callable[..., CostReport], builder: object, jobs: list[tuple[str, CompileOptions]],
-                     workers: int, finished: Callable[[str], None] | None = None) -> list[Outcome]:
+                     workers: int, finished: Callable[[str], None] | None = None,
+                     weights: list[float] | None = None) -> list[Outcome]:
     """`price(builder, name, options)` for every (name, options) of `jobs`, in `workers` forked
-    processes; the outcomes in the order of `jobs`. `finished(name)` is called in this process as each
-    target is done (the progress bar)."""
+    processes; the outcomes in the order of `jobs`. `weights`: how long each job is expected to take,
+    relative to the others (`Target.pricing_weight`): jobs are grouped and handed out heaviest first
+    (`tasks_of`), which changes when and where each is priced, never what. `finished(name)` is called in
+    this process as each target is done (the progress bar)."""
     global _FORKED
     _FORKED = (price, builder)
     outcomes: dict[int, Outcome] = {}
+    tasks = tasks_of([name for name, _ in jobs], weights if weights is not None else [1.0] * len(jobs), workers)
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            pending: dict[Future, int] = {pool.submit(_work, name, options): index
-                                          for index, (name, options) in enumerate(jobs)}
+            pending: dict[Future, list[int]] = {pool.submit(_work, [jobs[index] for index in task]): task
+                                                for task in tasks}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    index = pending.pop(future)
+                    task = pending.pop(future)
                     try:
-                        kind, value, (cause, text) = future.result()
-                        outcomes[index] = (kind, value, _with_traceback(cause, text))
+                        results = future.result()
+                        for index, (kind, value, (cause, text)) in zip(task, results):
+                            outcomes[index] = (kind, value, _with_traceback(cause, text))
                     except Exception as error:  # the worker died (killed, out of memory, a crash in C)
-                        outcomes[index] = ("internal", f"internal error in target '{jobs[index][0]}': its pricing "
-                                           f"worker stopped ({type(error).__name__}: {error})", error)
+                        for index in task:
+                            outcomes[index] = ("internal", f"internal error in target '{jobs[index][0]}': its "
+                                               f"pricing worker stopped ({type(error).__name__}: {error})", error)
                     if finished is not None:
-                        finished(jobs[index][0])
+                        for index in task:
+                            finished(jobs[index][0])
     finally:
         _FORKED = None
     return [outcomes[index] for index in range(len(jobs))]

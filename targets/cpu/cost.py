@@ -30,16 +30,19 @@ import functools
 import os
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ir.dtypes import DType
 from ir.graph import Graph
-from ir.loops import LoopProgram
 from targets.cost import Amounts, Cost, CostReport, roofline
-from targets.counts import KernelCounts, ProgramCounts, count_graph, count_loop_program
+from targets.counts import KernelCounts, ProgramCounts, count_graph, count_loop_program, is_loop_program
 from targets.partition import plan_partition, price_partitioned
 from targets.report import build_report
 from targets.spec import HardwareSpec, load_spec
 from targets.units import format_si
+
+if TYPE_CHECKING:
+    from ir.loops import LoopProgram
 
 # -- the host ---------------------------------------------------------------------------------------
 
@@ -247,7 +250,7 @@ class CpuModel:
 
 
 def counts_of(program: LoopProgram | Graph, graph: Graph | None = None) -> ProgramCounts:
-    if isinstance(program, LoopProgram):
+    if is_loop_program(program):
         return count_loop_program(program, graph=graph)
     return count_graph(program)
 
@@ -291,4 +294,4 @@ def estimate_artifact(artifact: object, spec: HardwareSpec, target: str = "cpu")
     options = getattr(artifact, "options", None)
     chips = getattr(options, "chips", None)
     strategy = getattr(options, "partition", "auto")
-    return estimate(loops if isinstance(loops, LoopProgram) else graph, graph, spec, target, chips, strategy)
+    return estimate(loops if is_loop_program(loops) else graph, graph, spec, target, chips, strategy)

@@ -18,15 +18,14 @@ from typing import TYPE_CHECKING
 from ir import ops
 from ir.graph import Graph
 from targets.base import CompileOptions, PricingArtifact, TargetError
-from targets.cpu.artifact import CpuArtifact
-from targets.cpu.compile import BuildOptions, compile_loops
 from targets.cpu.host import usable_cpus
-from targets.cpu.inputs import InputLayout
 from targets.cost import CostReport
 from targets.spec import HardwareSpec
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the code generator (llvmlite) is imported where code is built, never to price
     from passes.lowering import LoweredSpecs
+    from targets.cpu.artifact import CpuArtifact
+    from targets.cpu.compile import BuildOptions
 
 _OPTIONS = {"threads", "cache_dir", "disk_cache", "schedule"}
 # Op groups this target lowers; anything else (an op added to the table later) is refused by name.
@@ -34,6 +33,7 @@ _SUPPORTED_GROUPS = (ops.ELEMENTWISE, ops.REDUCTION, ops.MATMUL, ops.SHAPE, ops.
 
 
 def build_options(options: CompileOptions) -> BuildOptions:
+    from targets.cpu.compile import BuildOptions
     extra = options.extra
     unknown = set(extra) - _OPTIONS
     if unknown:
@@ -100,6 +100,9 @@ class CpuTarget:
         if self.variant is not None:
             raise TargetError(f"'cpu:{self.variant}' only prices a CPU described by a spec; the cpu target "
                               "compiles for this machine: use --target cpu")
+        from targets.cpu.artifact import CpuArtifact
+        from targets.cpu.compile import compile_loops
+        from targets.cpu.inputs import InputLayout
         build = build_options(options)
         check_supported(graph)
         lowered = lower(graph, options, build)

@@ -32,9 +32,9 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from ir.loops import LoopProgram
 from targets.cost import Amounts, Cost, CostReport, KernelReport, roofline, sum_costs, total_of
-from targets.counts import KernelCounts, MatmulShape, ProgramCounts, count_loop_program, counted_graph
+from targets.counts import (KernelCounts, MatmulShape, ProgramCounts, count_loop_program, counted_graph,
+                            is_loop_program)
 from targets.gpu import shapes as kernel_shapes
 from targets.gpu.machine import MODEL_DEFAULTS, GpuMachine
 from targets.gpu.mapping import shared_bytes_moved
@@ -203,21 +203,21 @@ def estimate_artifact(artifact: object, spec: HardwareSpec, machine: GpuMachine,
     graph = artifact.graph
     options = getattr(artifact, "options", None)
     program = getattr(artifact, "program", None)
-    if isinstance(program, LoopProgram):
+    if is_loop_program(program):
         counts = count_loop_program(program, graph=graph)
         by_name = kernel_shapes.from_artifact(artifact)
         shapes = [by_name[k.name] for k in counts.kernels]
     else:
         counts, counter = counted_graph(graph)
         tensor_cores = bool(options.extra.get("tensor_cores", True)) if options is not None else True
-        shapes = kernel_shapes.from_graph(graph, counts, machine, tensor_cores, counter)
+        shapes = kernel_shapes.from_graph(graph, counts, machine, tensor_cores, counter, defer_tiles=True)
     counts.attributes.setdefault("dims", dict(graph.dims))
     return estimate(counts, shapes, spec, machine, target, getattr(options, "chips", None),
                     getattr(options, "partition", "auto"))
 
 
-def estimate(counts: ProgramCounts, shapes: list[KernelShape], spec: HardwareSpec, machine: GpuMachine,
-             target: str, chips: int | None = None, strategy: str = "auto") -> CostReport:
+def estimate(counts: ProgramCounts, shapes: list[KernelShape | kernel_shapes.PendingMatmul], spec: HardwareSpec,
+             machine: GpuMachine, target: str, chips: int | None = None, strategy: str = "auto") -> CostReport:
     plan = plan_partition(counts, spec, chips, strategy)
     model = GpuModel(machine)
     order = iter(range(len(counts.kernels)))

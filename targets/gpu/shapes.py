@@ -83,21 +83,42 @@ def tiled_shape(machine: GpuMachine, shape: MatmulShape, precision: str, a_batch
                        tiles, a_batched, b_batched, sparse_b, tensor_cores=tensor_cores)
 
 
+@dataclass(frozen=True)
+class PendingMatmul:
+    """A matmul kernel's launch with its tiles not chosen yet (`from_graph(..., defer_tiles=True)`): `split`
+    gives what `KernelShape.split` of the whole kernel's shape gives, choosing tiles only for the kernel
+    priced, so a kernel split over chips never has the tiles of the whole chosen (its share's are)."""
+
+    kernel: KernelCounts  # the whole kernel
+    precision: str
+    a_batched: bool
+    b_batched: bool
+    sparse_b: bool
+    tensor_cores: bool
+
+    def split(self, ways: int, kernel: KernelCounts, machine: GpuMachine) -> KernelShape:
+        """The shape of one chip's share (`kernel`, split `ways` ways): the whole kernel's shape when whole."""
+        return matmul_shape(self.kernel if ways == 1 else kernel, machine, self.precision, self.a_batched,
+                            self.b_batched, self.sparse_b, self.tensor_cores)
+
+
 def from_graph(graph: Graph, counts: ProgramCounts, machine: GpuMachine, tensor_cores: bool = True,
-               counter: GraphCounter | None = None) -> list[KernelShape]:
+               counter: GraphCounter | None = None, defer_tiles: bool = False) -> list[KernelShape | PendingMatmul]:
     """One shape per kernel of `counts` (a `count_graph` result of `graph`), in order; `counter` is the
-    one that counted them, when the caller has it (`targets.counts.counted_graph`)."""
+    one that counted them, when the caller has it (`targets.counts.counted_graph`). `defer_tiles`: matmul
+    kernels get a `PendingMatmul`, for callers that only `split` the shapes."""
     if counter is None:
+        from targets.counts import frozen_graph
         from targets.graph_counts import GraphCounter
-        counter = GraphCounter(graph)
+        counter = GraphCounter(frozen_graph(graph))
     shapes = []
     for members, kernel in zip(counter.units(), counts.kernels):
-        shapes.append(_unit_shape(counter, members, kernel, machine, tensor_cores))
+        shapes.append(_unit_shape(counter, members, kernel, machine, tensor_cores, defer_tiles))
     return shapes
 
 
 def _unit_shape(counter: GraphCounter, members: list[int], kernel: KernelCounts, machine: GpuMachine,
-                tensor_cores: bool) -> KernelShape:
+                tensor_cores: bool, defer_tiles: bool = False) -> KernelShape | PendingMatmul:
     node, operands = counter.node, counter.operands  # the graph's nodes and operand lists, as counted
     precision = str(kernel.dtype)
     if kernel.kind == "matmul" and kernel.matmul is not None:
@@ -107,8 +128,9 @@ def _unit_shape(counter: GraphCounter, members: list[int], kernel: KernelCounts,
         base = counter.base(b)
         fmt = node[base[0]].type.format if base is not None else b_type.format
         sparse = fmt.kind == "nm" and fmt.n * 2 <= fmt.m
-        return matmul_shape(kernel, machine, str(a_type.dtype), math.prod(a_type.shape[:-2]) > 1,
-                            math.prod(b_type.shape[:-2]) > 1, sparse, tensor_cores)
+        launch = PendingMatmul(kernel, str(a_type.dtype), math.prod(a_type.shape[:-2]) > 1,
+                               math.prod(b_type.shape[:-2]) > 1, sparse, tensor_cores)
+        return launch if defer_tiles else launch.split(1, kernel, machine)
     if kernel.kind == "reduction":
         anchor = next(n for n in members if ops.in_group(node[n].op, ops.REDUCTION))
         source = node[operands[anchor][0]].type

@@ -4,9 +4,9 @@ cycle-level schedule and a simulator that executes it (docs/targets/lpu.md).
 Modules, in pipeline order:
 
 * `machine`       the chip: slices, their positions on the stream axis, units, latencies (from the spec);
-* `frozen_graph`  the graph with its lookups precomputed;
 * `vectors`       a tensor as 320-lane vectors (padding, transposed weights, keepdims storage);
-* `plan`          which values live in MEM and which are computed on the fly; the stages;
+* `plan`          which values live in MEM and which are computed on the fly; the stages (on the graph
+                  with its lookups precomputed, `targets.frozen_graph`);
 * `partition`     chips needed and which chip runs what (layer pipeline, tensor parallel), or a refusal;
 * `allocate`, `homes`: MEM slices and addresses, and copies between chips over C2C links;
 * `views`, `jobs`, `trees`: instruction trees computing one vector each;

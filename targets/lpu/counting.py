@@ -29,7 +29,7 @@ from targets.lpu.lower_compute import _batch_source
 from targets.lpu.lower_matmul import MatmulLowering
 from targets.lpu.lower_reduce import reduce_tree
 from targets.lpu.machine import LpuMachine
-from targets.lpu.partition import Partition, partition, read_ranges
+from targets.lpu.partition import Partition, partition, read_tensors
 from targets.lpu.plan import Plan, Stage, make_plan
 from targets.lpu.program import TensorDecl
 from targets.lpu.signatures import slice_key
@@ -239,25 +239,28 @@ class _Counter:
         the KV cache): stages with equal signatures lower to the same instructions on other rows, so one
         count serves all the layers of a model. Nodes are numbered in breadth-first order from the
         stage's node; a tensor it reads ends the walk there."""
-        plan, graph = self.plan, self.plan.graph
+        plan = self.plan
+        names, tensors, inline = plan.names, plan.tensors, plan.inline
+        payloads, operand_lists = plan.graph.payloads, plan.graph.operand_lists  # read-only tables
         local: dict[int, int] = {stage.node: 0}
         order = [stage.node]
         entries: list[tuple] = []
         for node in order:  # grows as the walk finds operands
-            name = plan.names.get(node)
+            name = names.get(node)
             if name is not None and node != stage.node:
-                info = plan.tensors[name]
-                entries.append(("tensor", info.layout.value_shape, info.layout.dtype, info.layout.transposed,
-                                info.layout.stored_shape, info.layout.splat, info.role))
+                info = tensors[name]
+                layout = info.layout
+                entries.append(("tensor", layout.value_shape, layout.dtype, layout.transposed,
+                                layout.stored_shape, layout.splat, info.role))
                 continue
-            payload = graph.node(node)
-            operands = graph.operands(node)
+            payload = payloads[node]
+            operands = operand_lists[node]
             for operand in operands:
                 if operand not in local:
                     local[operand] = len(order)
                     order.append(operand)
             attrs = slice_key(plan, node) if payload.op == "slice" else payload.attrs
-            entries.append((payload.op, payload.type, attrs, node in plan.inline,
+            entries.append((payload.op, payload.type, attrs, node in inline,
                             tuple([local[operand] for operand in operands])))
         renumbered = tuple(entries)
         extra = ()
@@ -286,17 +289,17 @@ class _Counter:
             self._copies(stage, result, pairs)
             result.c2c_cycles = max(pairs.values(), default=0)
             return
-        for name in read_ranges(self.plan, stage):
+        for name in read_tensors(self.plan, stage):
             info = self.plan.tensors[name]
             if info.role != "value":
                 continue
             held = self._held(name)
-            nbytes = info.layout.width * info.layout.lanes
-            link_cycles = machine.c2c_cycles(nbytes)  # per vector
             for chip in chips:
                 vectors = info.layout.vectors - held[chip]
                 if vectors <= 0:
                     continue
+                nbytes = info.layout.width * info.layout.lanes
+                link_cycles = machine.c2c_cycles(nbytes)  # per vector
                 sources = {c: n for c, n in held.items() if c != chip and n > 0}
                 for source, count in sources.items():
                     pairs[(source, chip)] += min(count, vectors) * link_cycles
@@ -425,7 +428,9 @@ def _count_copy(result: StageCount, vectors: int, words: int, nbytes: int, machi
     """`vectors` vectors of `words` words copied chip to chip: READ, SEND, RECV and WRITE each, the MEM
     words at both ends, and the link's busy cycles and bytes."""
     result.transfers += vectors
-    result.ops.update({"READ": vectors, "SEND": vectors, "RECV": vectors, "WRITE": vectors})
+    ops = result.ops
+    for op in ("READ", "SEND", "RECV", "WRITE"):  # as `Counter.update` would add them, in this order
+        ops[op] += vectors
     result.read_words += vectors * words
     result.write_words += vectors * words
     result.link_cycles += vectors * machine.c2c_cycles(nbytes)

@@ -59,7 +59,7 @@ def stage_flops(plan: Plan, stage: Stage) -> tuple[float, float]:
         payload = graph.node(node)
         operands = graph.operands(node)
         if not _is_view(payload.op):
-            f, t = node_flops(payload.op, payload.type, [graph.node(o).type for o in operands], payload.attr_dict)
+            f, t = node_flops(payload.op, payload.type, [graph.node(o).type for o in operands])
             flops += f
             transcendentals += t
         pending.extend(o for o in operands if o in plan.inline)

@@ -85,15 +85,15 @@ def _view_boxes(plan: Plan, node: int, box: Box) -> list[tuple[int, Box]]:
     graph = plan.graph
     if node in plan.names:
         return [(node, box)]
-    payload = graph.node(node)
+    payload = graph.payloads[node]
     if not _is_view(payload.op):  # `Plan.is_base` spelled out: asked for every view a stage reads
         return [(node, box)]
-    operands = graph.operands(node)
+    operands = graph.operand_lists[node]
     if payload.op == "concat":
         axis = payload.attr("axis")
         result, offset = [], 0
         for operand in operands:
-            size = graph.node(operand).type.shape[axis]
+            size = graph.payloads[operand].type.shape[axis]
             lo, hi = max(box[axis][0], offset), min(box[axis][1], offset + size - 1)
             if lo <= hi:
                 sub = box[:axis] + ((lo - offset, hi - offset),) + box[axis + 1:]
@@ -101,7 +101,7 @@ def _view_boxes(plan: Plan, node: int, box: Box) -> list[tuple[int, Box]]:
             offset += size
         return result
     (operand,) = operands
-    in_shape = graph.node(operand).type.shape
+    in_shape = graph.payloads[operand].type.shape
     if payload.op == "transpose":
         sub: list[tuple[int, int]] = [(0, 0)] * len(in_shape)
         for out_axis, in_axis in enumerate(payload.attr("perm")):
@@ -164,35 +164,48 @@ def read_ranges(plan: Plan, stage: Stage, skip_weights_of: int | None = None) ->
     kept in `plan.memo`: it depends on the plan (fixed once made: graph, tensors, materialised nodes,
     matmul operands) and on the stage's node, kind and output, never on where stages are placed.
     """
-    key = ("stage", stage.node, stage.kind, stage.output, skip_weights_of)
+    key = _stage_key(stage, skip_weights_of)
     return _kept(plan, key, lambda: _read_ranges(plan, stage, skip_weights_of))
+
+
+def _stage_key(stage: Stage, skip_weights_of: int | None) -> tuple:
+    """What `read_ranges` depends on besides the plan."""
+    return ("stage", stage.node, stage.kind, stage.output, skip_weights_of)
+
+
+def read_tensors(plan: Plan, stage: Stage) -> list[str]:
+    """The MEM tensors a stage reads: the keys of `read_ranges(plan, stage)`, in its order (from the same
+    kept answer, without making its lists)."""
+    key = _stage_key(stage, None)
+    if key not in plan.memo:
+        read_ranges(plan, stage)
+    return [name for name, _ in plan.memo[key]]
 
 
 def _kept(plan: Plan, key: tuple, find: Callable[[], dict[str, list[Range]]]) -> dict[str, list[Range]]:
     """`find()`, found once per plan and `key` (what it depends on besides the plan) and kept in
-    `plan.memo` as (tensor, first, end) triples, which the garbage collector soon stops tracking;
-    each caller gets a dict of fresh lists."""
-    if key not in plan.memo:
-        plan.memo[key] = tuple([(name, first, end) for name, ranges in find().items() for first, end in ranges])
-    result: dict[str, list[Range]] = {}
-    for name, first, end in plan.memo[key]:
-        result.setdefault(name, []).append((first, end))
-    return result
+    `plan.memo` as (tensor, its ranges) pairs of tuples, which the garbage collector soon stops tracking
+    (a tensor without ranges is left out); each caller gets a dict of fresh lists."""
+    kept = plan.memo.get(key)
+    if kept is None:
+        kept = plan.memo[key] = tuple([(name, tuple(ranges)) for name, ranges in find().items() if ranges])
+    return {name: list(ranges) for name, ranges in kept}
 
 
 def _read_ranges(plan: Plan, stage: Stage, skip_weights_of: int | None) -> dict[str, list[Range]]:
-    graph = plan.graph
+    payloads, operand_lists = plan.graph.payloads, plan.graph.operand_lists  # read-only tables
+    names, tensors = plan.names, plan.tensors
     result: dict[str, list[Range]] = {}
 
     def add(name: str, first: int, end: int) -> None:
         result.setdefault(name, []).append((first, end))
 
     def whole(name: str) -> None:
-        add(name, 0, plan.tensors[name].layout.vectors)
+        add(name, 0, tensors[name].layout.vectors)
 
     def operands_of(node: int) -> list[int]:
-        operands = graph.operands(node)
-        if graph.node(node).op == "matmul":
+        operands = list(operand_lists[node])
+        if payloads[node].op == "matmul":
             if node == skip_weights_of:
                 return operands[:1]
             if plan.bt.get(node) is not None:
@@ -200,7 +213,7 @@ def _read_ranges(plan: Plan, stage: Stage, skip_weights_of: int | None) -> dict[
                 return operands[:1]
         return operands
 
-    if stage.kind == "transpose" and stage.output != plan.names.get(stage.node):
+    if stage.kind == "transpose" and stage.output != names.get(stage.node):
         pending = [stage.node]  # the B^T copy of a matmul operand reads B
     else:
         pending = operands_of(stage.node)
@@ -210,13 +223,16 @@ def _read_ranges(plan: Plan, stage: Stage, skip_weights_of: int | None) -> dict[
         if node in seen:
             continue
         seen.add(node)
-        name = plan.names.get(node)
+        name = names.get(node)
         if name is not None:
             whole(name)
-        elif _is_view(graph.node(node).op):
-            for base, box in _view_boxes(plan, node, _full_box(graph.node(node).type.shape)):
-                if base in plan.names:
-                    add(plan.names[base], *_box_rows(plan, plan.names[base], box))
+            continue
+        payload = payloads[node]
+        if _is_view(payload.op):
+            for base, box in _view_boxes(plan, node, _full_box(payload.type.shape)):
+                base_name = names.get(base)
+                if base_name is not None:
+                    add(base_name, *_box_rows(plan, base_name, box))
                 else:
                     pending.append(base)
         else:
@@ -298,7 +314,7 @@ class _Chips:
 
     def need(self, chip: int, reads: dict[str, list[Range]], exact: bool = False) -> int:
         """The bytes `reads` would add to what `chip` holds."""
-        return self._add(chip, reads, exact, keep=False)
+        return self.measure(chip, reads, exact)[0]
 
     def alone(self, reads: dict[str, list[Range]], exact: bool = False) -> int:
         return sum((end - first) * self.vector_bytes(name) for name, ranges in reads.items()
@@ -306,15 +322,17 @@ class _Chips:
 
     def put(self, chip: int, reads: dict[str, list[Range]], exact: bool = False) -> None:
         """Make `chip` hold `reads` (and count the bytes that adds)."""
-        self.load[chip] += self._add(chip, reads, exact, keep=True)
+        self.commit(chip, *self.measure(chip, reads, exact))
 
-    def _add(self, chip: int, reads: dict[str, list[Range]], exact: bool, keep: bool) -> int:
-        """The bytes `reads` add to what `chip` holds; `keep`: and record that it holds them. A tensor's
-        ranges are merged in only when something is new: a non-empty range with nothing missing lies
-        inside one of the held ranges (merged ranges neither overlap nor touch), so merging it in would
-        give the held ranges back."""
+    def measure(self, chip: int, reads: dict[str, list[Range]], exact: bool = False) -> tuple[int, list[tuple]]:
+        """(the bytes `reads` add to what `chip` holds, the changes that `commit` makes to hold them: per
+        tensor with something new, what the chip held of it and the ranges wanted). A tensor's ranges are
+        merged in only when something is new: a non-empty range with nothing missing lies inside one of
+        the held ranges (merged ranges neither overlap nor touch), so merging it in would give the held
+        ranges back. `commit` on the same chip, with nothing put there in between, makes it hold them."""
         held = self.held[chip]
         total = 0
+        changes = []
         for name, ranges in reads.items():
             kept = held.get(name)
             wanted = self.wanted(name, ranges, exact)
@@ -326,9 +344,16 @@ class _Chips:
                     new = True
                 new = new or first >= end
             total += vectors * self.vector_bytes(name)
-            if keep and new:
-                held[name] = tuple(_merge([*(kept or ()), *wanted]))
-        return total
+            if new:
+                changes.append((name, kept, wanted))
+        return total, changes
+
+    def commit(self, chip: int, added: int, changes: list[tuple]) -> None:
+        """Make `chip` hold what `measure(chip, ...)` found, `added` bytes more."""
+        held = self.held[chip]
+        for name, kept, wanted in changes:
+            held[name] = tuple(_merge([*(kept or ()), *wanted]))
+        self.load[chip] += added
 
 
 def partition(plan: Plan, machine: LpuMachine, chips: int | None = None, sizing: bool = False,
@@ -375,12 +400,14 @@ def pack(plan: Plan, capacity: int, budget: int | None = None, cuts: frozenset[i
         if stage.index in cuts and chips.load[chip] > 0:
             chip = chips.new()
             starts.append(stage.index)
-        if chips.load[chip] + chips.need(chip, wanted) > budget:
+        added, changes = chips.measure(chip, wanted)
+        if chips.load[chip] + added > budget:
             alone = chips.alone(wanted)
             if alone <= budget:
                 if chips.load[chip] > 0:
                     chip = chips.new()
                     starts.append(stage.index)
+                    added, changes = chips.measure(chip, wanted)
                 reason = (f"the program's tensors do not fit one chip's {mib(capacity)} of SRAM: its stages are "
                           "pipelined across chips")
             else:
@@ -402,7 +429,7 @@ def pack(plan: Plan, capacity: int, budget: int | None = None, cuts: frozenset[i
                           f"SRAM: its matmul is split {how} and the stages are pipelined across chips")
                 continue
         stage.chip = chip
-        chips.put(chip, wanted)
+        chips.commit(chip, added, changes)  # as `put` would: nothing was put on `chip` since `measure`
         produced[stage.output] = [(chip, 0, out)]
     ranges = home_parameters(plan, chips, produced)
     needed = len(chips.load)

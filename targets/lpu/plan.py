@@ -29,9 +29,10 @@ from ir import ops
 from ir.dtypes import DType
 from ir.graph import Graph
 from ir.graph_printer import value_names
-from targets.lpu.frozen_graph import FrozenGraph
 from ir.interpreter import evaluate_node
 from targets.base import TargetError
+from targets.counts import frozen_graph
+from targets.frozen_graph import FrozenGraph
 from targets.lpu.signatures import view_key
 from targets.lpu.vectors import VectorLayout
 from targets.lpu.views import trace, unravel
@@ -80,6 +81,10 @@ class Stage:
         return tuple(sorted(set(self.chunk_chips.values()) | {c for _, _, c in self.batch_chips} | {self.chip}))
 
 
+# What `partition.read_ranges` and `weight_ranges` found, kept in `Plan.memo`: per tensor, its vector ranges.
+KeptRanges = tuple[tuple[str, tuple[tuple[int, int], ...]], ...]
+
+
 @dataclass
 class Plan:
     graph: FrozenGraph
@@ -93,7 +98,7 @@ class Plan:
     printed: dict[int, str] = field(default_factory=dict)  # node -> its `--emit graph` name (for comments)
     # what stages and matmul weights read (`partition.read_ranges`, `weight_ranges`), asked again for every
     # placement tried: kept by what it depends on besides the plan (which never changes once made)
-    memo: dict[tuple, tuple[tuple[str, int, int], ...]] = field(default_factory=dict, repr=False, compare=False)
+    memo: dict[tuple, KeptRanges] = field(default_factory=dict, repr=False, compare=False)
 
     def is_base(self, node: int) -> bool:
         """Whether views stop at `node` (it is in MEM or computed, not a view of something else)."""
@@ -142,23 +147,34 @@ def _precision(graph: Graph, node: int, options: dict) -> str:
                               f"(matmul %{node})")
 
 
+def _off_chip_dtypes(graph: FrozenGraph) -> bool:
+    """Whether any value of the graph has a dtype the LPU does not compute with (when none has, `_check_dtypes`
+    can only find an empty tensor)."""
+    return any(payload.type.dtype not in _ON_CHIP_DTYPES for payload in graph.payloads.values())
+
+
 def _check_dtypes(graph: Graph, node: int) -> None:
     payload = graph.node(node)
     for value_type in [payload.type] + [graph.node(operand).type for operand in graph.operands(node)]:
         if value_type.dtype not in _ON_CHIP_DTYPES:
             raise _error(graph, node, f"the LPU computes with 8-, 16- and 32-bit types; {payload.op} on "
                                       f"{value_type} is not supported")
+
+
+def _check_not_empty(graph: Graph, node: int) -> None:
+    payload = graph.node(node)
     if payload.type.size == 0:
         raise _error(graph, node, f"{payload.op} produces an empty tensor ({payload.type})")
 
 
-def _folded(graph: Graph, evaluate: bool) -> dict[int, np.ndarray | None]:
+def _folded(graph: FrozenGraph, evaluate: bool) -> dict[int, np.ndarray | None]:
     """Values that depend on no parameter, computed at compile time (None when not evaluating)."""
     depends: dict[int, bool] = {}
     values: dict[int, np.ndarray | None] = {}
     params = set(graph.params)
+    operand_lists = graph.operand_lists
     for node_id, payload in graph.nodes():
-        operands = graph.operands(node_id)
+        operands = operand_lists[node_id]
         depends[node_id] = node_id in params or any(depends[o] for o in operands)
         if not depends[node_id]:
             values[node_id] = evaluate_node(payload, [values[o] for o in operands]) if evaluate else None
@@ -168,7 +184,7 @@ def _folded(graph: Graph, evaluate: bool) -> dict[int, np.ndarray | None]:
 def make_plan(graph: Graph, options: dict | None = None, evaluate: bool = True) -> Plan:
     """Decide what is materialised and list the stages in a topological order."""
     options = options or {}
-    graph = FrozenGraph(graph) if not isinstance(graph, FrozenGraph) else graph
+    graph = frozen_graph(graph) if not isinstance(graph, FrozenGraph) else graph
     folded = _folded(graph, evaluate)
     outputs = set(graph.outputs)
     names: dict[int, str] = {}
@@ -197,6 +213,7 @@ def make_plan(graph: Graph, options: dict | None = None, evaluate: bool = True) 
         add_tensor(param, VectorLayout(payload.type.shape, payload.type.dtype, transposed=transposed), role)
 
     order = graph.topological_order()
+    off_chip = _off_chip_dtypes(graph)
     for node in order:
         if node in names:
             continue
@@ -208,7 +225,9 @@ def make_plan(graph: Graph, options: dict | None = None, evaluate: bool = True) 
                 layout = VectorLayout(payload.type.shape, payload.type.dtype, splat=size_one)
                 add_tensor(node, layout, "data", folded[node])
             continue
-        _check_dtypes(graph, node)
+        if off_chip:  # else no value has a dtype to refuse
+            _check_dtypes(graph, node)
+        _check_not_empty(graph, node)
         if _inline(graph, node, outputs):
             inline.add(node)
             continue
@@ -283,8 +302,10 @@ def _inline(graph: Graph, node: int, outputs: set[int]) -> bool:
             # columns, which may well be rows of what it transposes (q @ k^T); `bt_fanin` checks.
             return all(graph.node(user).op == "matmul" and index == 1 for user, index in graph.uses(node))
         return True
+    if payload.group is None:  # computed on the fly only inside a fusion group
+        return False
     users = graph.users(node)
-    if len(users) != 1 or payload.group is None or graph.node(users[0]).group != payload.group:
+    if len(users) != 1 or graph.node(users[0]).group != payload.group:
         return False
     user = graph.node(users[0])
     if ops.in_group(payload.op, ops.ELEMENTWISE):

@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 def slice_key(plan: Plan, node: int) -> tuple:
     """A slice's attributes, its starts left out on axes where they shift a MEM tensor by whole rows."""
     graph = plan.graph
-    payload = graph.node(node)
+    payload = graph.payloads[node]
     starts, stops, steps = payload.attr("starts"), payload.attr("stops"), payload.attr("steps")
-    source = graph.operands(node)[0]
+    source = graph.operand_lists[node][0]
     rank = len(starts)
     kept = list(starts)
     if source in plan.names and rank >= 2:
@@ -43,8 +43,9 @@ def view_key(plan: Plan, node: int) -> tuple:
     """The views from `node` to their bases: per node in a local numbering, a base's type and layout, or
     a view's op, type, attributes (`slice_key` for the only reader of a MEM tensor) and operands."""
     graph = plan.graph
+    payloads, operand_lists = graph.payloads, graph.operand_lists  # read-only tables
     local: dict[int, int] = {}
-    view_operands: dict[int, list[int]] = {}
+    view_operands: dict[int, tuple[int, ...]] = {}
     pending = [node]
     while pending:
         current = pending.pop()
@@ -52,7 +53,7 @@ def view_key(plan: Plan, node: int) -> tuple:
             continue
         local[current] = len(local)
         if not plan.is_base(current):
-            view_operands[current] = graph.operands(current)
+            view_operands[current] = operand_lists[current]
             pending.extend(view_operands[current])
     readers: dict[int, int] = {}  # node -> how many of the views read it
     for operands in view_operands.values():
@@ -60,7 +61,7 @@ def view_key(plan: Plan, node: int) -> tuple:
             readers[operand] = readers.get(operand, 0) + 1
     entries: list[tuple] = []
     for current in local:
-        payload = graph.node(current)
+        payload = payloads[current]
         operands = view_operands.get(current)
         if operands is None:
             entries.append(("base", payload.type, plan.layout_of(current)))

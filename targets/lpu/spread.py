@@ -116,9 +116,14 @@ def _tensor(plan: Plan, capacity: int, chips: int | None, fewest: Partition) -> 
 
 
 def _tensor_need(plan: Plan, capacity: int, start: int) -> int | None:
-    """The fewest chips from `start` on that a tensor split fits, or None."""
+    """The fewest chips from `start` on that a tensor split fits, or None. None at once when chip c0 alone
+    would hold too much whatever the count (`_c0_floor`): every count is then refused, for that or for its
+    width. Else a count is tried only as far as its answer needs (`_tensor_on(..., trial=True)`)."""
+    chunks = _split_chunks(plan)
+    if _c0_floor(plan, chunks) > capacity:
+        return None
     for count in range(start, start + _MAX_TENSOR_TRIES):
-        trial = _tensor_on(plan, capacity, count)
+        trial = _tensor_on(plan, capacity, count, trial=True, chunks=chunks)
         if not trial.refused:
             return count
         if "would hold" not in trial.refused:
@@ -126,30 +131,66 @@ def _tensor_need(plan: Plan, capacity: int, start: int) -> int | None:
     return None
 
 
-def _tensor_on(plan: Plan, capacity: int, count: int) -> Partition:
-    """Matmuls split by output columns over up to `count` chips, everything else on chip 0."""
+def _split_chunks(plan: Plan) -> list[int]:
+    """Per stage (by index), the n-chunks a tensor split spreads it over when the split has more than one
+    chip: a matmul with one weight matrix and more than one 320-column slice; 0 for every other stage."""
+    return [n_chunks(plan, stage) if not unsplittable(plan, stage) and n_chunks(plan, stage) > 1 else 0
+            for stage in plan.stages]
+
+
+def _c0_floor(plan: Plan, chunks: list[int]) -> int:
+    """Bytes chip c0 holds in a tensor split over any number of chips, at the least: what the stages no
+    split spreads put there (every split places them on c0, and a single chip all stages). A chip's bytes
+    are those of the union of what is put on it, in any order (a put adds the vectors it lacks), so c0
+    holds at least these whatever else it gets."""
+    chips = _Chips(plan)
+    for stage in plan.stages:
+        if not chunks[stage.index]:
+            out = plan.tensors[stage.output].layout.vectors
+            chips.put(0, {**read_ranges(plan, stage), stage.output: [(0, out)]})
+    return chips.load[0]
+
+
+def _tensor_on(plan: Plan, capacity: int, count: int, trial: bool = False, chunks: list[int] | None = None
+               ) -> Partition:
+    """Matmuls split by output columns over up to `count` chips, everything else on chip 0. `chunks`:
+    `_split_chunks(plan)`, when the caller has it.
+
+    `trial`: only whether it fits matters (`_tensor_need`), so placing stops at the first stage after
+    which a chip holds more than `capacity`: what chips hold only grows as stages are placed (a put adds
+    the vectors a chip lacks, never takes any away), so the placement is then refused with a chip that
+    "would hold" too much, as the whole one would be, unless its widest matmul does not reach `count`
+    chips, which the stages alone decide and is checked first, as the whole placement checks it. The
+    partition returned then says only that; the stages are left part placed (every placement starts
+    with `unplace`)."""
+    chunks = _split_chunks(plan) if chunks is None else chunks
     unplace(plan)
     chips = _Chips(plan)
     for _ in range(count - 1):
         chips.new()
     produced: dict[str, list[tuple[int, int, int]]] = {}
     tensor_parallel: dict[int, int] = {}
+    head = f"lpu target: chips={count}, partition=tensor"
+    if trial:  # the widest split, as `tensor_parallel` will have it: a placement refused for it is placed whole
+        widest = min(count, max(chunks)) if count > 1 and any(chunks) else 1
+        trial = widest >= count
     for stage in plan.stages:
         out = plan.tensors[stage.output].layout.vectors
-        if count > 1 and not unsplittable(plan, stage) and n_chunks(plan, stage) > 1:
-            chunks = n_chunks(plan, stage)
-            ways = min(count, chunks)
-            bounds = [round(i * chunks / ways) for i in range(ways + 1)]
+        if count > 1 and chunks[stage.index]:
+            ways = min(count, chunks[stage.index])
+            bounds = [round(i * chunks[stage.index] / ways) for i in range(ways + 1)]
             groups = [range(bounds[i], bounds[i + 1]) for i in range(ways)]
             others = read_ranges(plan, stage, skip_weights_of=stage.anchor)
             put_chunks(plan, stage, chips, groups, list(range(ways)), others, produced)
             tensor_parallel[stage.index] = ways
-            continue
-        chips.put(0, {**read_ranges(plan, stage), stage.output: [(0, out)]})
-        produced[stage.output] = [(0, 0, out)]
+        else:
+            chips.put(0, {**read_ranges(plan, stage), stage.output: [(0, out)]})
+            produced[stage.output] = [(0, 0, out)]
+        if trial and max(chips.load) > capacity:
+            refused = f"{head}: a chip would hold more than one chip's {mib(capacity)} of usable SRAM"
+            return Partition(0, {}, chips.load, refused, tensor_parallel, count, refused, "none", 0)
     ranges = home_parameters(plan, chips, produced)
     widest = max(tensor_parallel.values(), default=1)
-    head = f"lpu target: chips={count}, partition=tensor"
     refused = ""
     if widest < count:
         refused = (f"{head}: its widest matmul splits into {widest} 320-column slice(s), so splitting matmuls by "

@@ -136,6 +136,9 @@ class LpuArtifact:
 class LpuTarget:
     name = "lpu"
     options = frozenset(_OPTIONS)  # the CompileOptions.extra keys it takes (`niche compare --option`)
+    # How long pricing a large program takes next to the other targets (`niche compare` hands its workers the
+    # heaviest targets first, `targets.pricing_pool.longest_first`): placing and counting stages is the longest.
+    pricing_weight = 4
     summary = ("Groq TSP-style LPU: functional slices, a static cycle-level schedule (.lpu listing) and a "
                "cycle-level simulator; multi-chip over C2C links")
 

@@ -301,7 +301,7 @@ class Analysis:
             payload = payloads[node]
             op = payload.op
             operand_types = [payloads[o].type for o in operands[node]]
-            f, t = node_flops(op, payload.type, operand_types, payload.attr_dict)
+            f, t = node_flops(op, payload.type, operand_types)
             flops += f
             transcendentals += t
             reduction = op in REDUCTION_OPS

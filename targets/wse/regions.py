@@ -27,6 +27,7 @@ import networkx as nx
 from ir import ops
 from ir.graph import Graph, Node
 from ir.groups import GroupError
+from targets.counts import frozen_graph
 
 MATMUL = "matmul"
 MAP = "map"
@@ -101,21 +102,21 @@ def partition(graph: Graph) -> Partition:
     folded like ungrouped views, unless one of its members is a program output.
 
     One pass over the nodes in topological order reads each payload and operand list once (an 80-layer
-    model has thousands of nodes) and sorts them into groups, folded nodes and single operations; each
-    region is then built once, with its final number."""
-    topological = graph.topological_order()
+    model has thousands of nodes), from the graph's precomputed lookups (`targets.counts.frozen_graph`,
+    shared with the counts), and sorts them into groups, folded nodes and single operations; each region
+    is then built once, with its final number."""
+    frozen = frozen_graph(graph)  # read-only, shared with the counts and the other targets
+    payloads, operands = frozen.payloads, frozen.operand_lists
     outputs = set(graph.outputs)
     order: dict[int, int] = {}
-    payloads: dict[int, Node] = {}
-    operands: dict[int, tuple[int, ...]] = {}
     folded: set[int] = set()
     groups: dict[int, list[int]] = {}  # as `Graph.groups`: members in topological order
     singles: list[int] = []  # operations outside every group, not folded
     leave = set(outputs)  # values that leave their group: program outputs, and values read outside it
-    for position, node in enumerate(topological):
-        payload = graph.node(node)
-        reads = tuple(graph.operands(node))
-        order[node], payloads[node], operands[node] = position, payload, reads
+    for position, node in enumerate(frozen.order):
+        payload = payloads[node]
+        reads = operands[node]
+        order[node] = position
         group_id = payload.group
         for operand in reads:  # the users outside its group `Graph.users` would list, seen from the user
             if payloads[operand].group not in (None, group_id):

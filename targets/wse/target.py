@@ -157,6 +157,7 @@ class WseArtifact:
 class WseTarget:
     name = "wse"
     options = frozenset(_OPTIONS)  # the CompileOptions.extra keys it takes (`niche compare --option`)
+    pricing_weight = 3  # relative pricing time, for the order `niche compare` prices targets in (see the lpu's)
     summary = "Cerebras-style wafer-scale engine: regions of PEs, fabric routes, per-PE programs (simulated)"
 
     def __init__(self, variant: str | None = None) -> None:

@@ -13,9 +13,10 @@ import pytest
 import compiler  # noqa: F401  (loads compiler.driver before targets.base, which it imports)
 from compiler.diagnostics import InternalError
 from compiler.driver import Source
-from targets.base import get_target, target_names
+from targets.base import CompileOptions, get_target, target_names
 from targets.comparison import compare, run_comparison
-from targets.pricing_pool import RemoteTraceback, can_fork, worker_count
+from targets.pricing_pool import (RemoteTraceback, can_fork, longest_first, price_in_workers, tasks_of,
+                                  worker_count)
 
 ROOT = Path(__file__).resolve().parents[2]
 MLP = "examples/mlp.nk"
@@ -115,3 +116,40 @@ def test_cli_jobs_option() -> None:
     assert json.loads(one.stdout)["reports"] == json.loads(two.stdout)["reports"]
     bad = run("--jobs", "0")
     assert bad.returncode != 0 and "--jobs" in bad.stderr and "at least 1" in bad.stderr
+
+
+_HANDED: list[str] = []  # in a worker: the targets it was handed, in order
+
+
+def _hand_in_order(builder: object, name: str, options: CompileOptions) -> list[str]:
+    _HANDED.append(name)
+    return list(_HANDED)
+
+
+def test_the_heaviest_targets_are_handed_out_first_and_reported_in_the_order_given() -> None:
+    assert longest_first([1, 4, 3, 1]) == [1, 2, 0, 3]  # ties keep the given order
+    assert longest_first([]) == []
+    weights = [getattr(get_target(name), "pricing_weight", 1) for name in TARGETS]
+    assert weights == [1, 1, 1, 4, 3]
+    assert tasks_of(TARGETS, weights, 2) == [[3], [4], [1, 2], [0]]  # the two gpus together, after the wse
+    assert tasks_of(["gpu:h100", "gpu:h200"], [1, 1], 2) == [[0], [1]]  # one kind: a worker each
+    jobs = [(name, CompileOptions(target=name)) for name in TARGETS]
+    outcomes = price_in_workers(_hand_in_order, None, jobs, 1, weights=weights)  # one worker: one after another
+    handed = max((value for _, value, _ in outcomes), key=len)
+    assert handed == ["lpu", "wse:wse3", "gpu:h100", "gpu:h200", "cpu"]
+    assert [value[-1] for _, value, _ in outcomes] == TARGETS  # each outcome in its job's place
+
+
+def test_pricing_leaves_no_object_frozen() -> None:
+    """`compare` sets the graph aside from the collector's young generations while it prices (`gc.freeze`)
+    and puts it back (`gc.unfreeze`); objects someone else froze stay frozen."""
+    import gc
+    compare(Source.from_file(MLP), ["cpu", "lpu"], {"B": 2}, jobs=1)
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        compare(Source.from_file(MLP), ["cpu", "lpu"], {"B": 2}, jobs=2)
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

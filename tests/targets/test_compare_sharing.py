@@ -150,6 +150,24 @@ def test_counts_are_computed_once_per_graph_and_not_changed_by_the_targets(monke
     assert len(counted) == 1
 
 
+def test_one_frozen_graph_per_graph_is_shared_inside_the_block() -> None:
+    """The graph's precomputed lookups (`targets.counts.frozen_graph`) are made once per graph inside
+    `shared_counts()`, used by the counter, and never handed out for another graph."""
+    from targets.counts import counted_graph, frozen_graph, shared_counts
+    builder = GraphBuilder(Source.from_file(MLP))
+    fused, plain = builder.graph(pricing_options()), builder.graph(pricing_options(opt_level=1))
+    assert fused.name == plain.name and fused is not plain  # the same program, two graphs
+    with shared_counts():
+        first = frozen_graph(fused)
+        assert frozen_graph(fused) is first and first.graph is fused
+        other = frozen_graph(plain)
+        assert other is not first and other.graph is plain
+        assert other.order == plain.topological_order() and first.order == fused.topological_order()
+        _, counter = counted_graph(fused)
+        assert counter.node is first.payloads and counter.operands is first.operand_lists
+    assert frozen_graph(fused) is not frozen_graph(fused)  # outside the block: made afresh
+
+
 def test_the_pass_manager_copies_no_graph_for_builtin_passes(monkeypatch: pytest.MonkeyPatch) -> None:
     from passes.context import PassContext
     from passes.manager import PassManager

@@ -174,3 +174,30 @@ def test_auto_over_a_chip_count_that_is_not_whole_domains_is_refused_not_rounded
     plan = plan_partition(mlp_counts(1 * GB), SPEC, chips=domain + 1)
     assert not plan.placement.fits and f"ask for a multiple of {domain}" in plan.placement.reason
     assert plan_partition(mlp_counts(1 * GB), SPEC, chips=2 * domain).placement.chips == 2 * domain
+
+
+def test_kernel_shares_are_kept_per_counts_and_ways_inside_the_block() -> None:
+    """`price_partitioned` splits each kernel once per counts and ways inside `shared_counts()` (two GPUs
+    placing a program alike share the shares); other ways get their own split, outside the block each call
+    splits afresh, and the reports are those of splitting every time."""
+    from dataclasses import replace
+
+    from targets.counts import shared_counts
+    counts = mlp_counts(12 * GB)
+    seen: list[KernelCounts] = []
+
+    def price(kernel: KernelCounts) -> Cost:
+        seen.append(kernel)
+        return roofline({"mem:hbm": kernel.global_bytes / 1e12}, flops_executed=kernel.flops)
+
+    four, eight = plan_partition(counts, SPEC), plan_partition(counts, SPEC, chips=8, strategy="tensor")
+    assert four.ways != eight.ways and 4 in four.ways and 8 in eight.ways
+    alone = {plan.ways: price_partitioned(counts, SPEC, plan, price) for plan in (four, eight)}
+    fresh = list(seen)
+    seen.clear()
+    with shared_counts():
+        for plan in (four, eight, four, replace(eight)):
+            assert price_partitioned(counts, SPEC, plan, price) == alone[plan.ways]
+    assert seen[:8] == fresh  # each ways' shares are those of splitting afresh
+    assert all(a is b for a, b in zip(seen[8:12], seen[:4])) and all(a is b for a, b in zip(seen[12:], seen[4:8]))
+    assert seen[1] != seen[5]  # four ways is not eight ways

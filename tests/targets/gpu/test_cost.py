@@ -236,3 +236,25 @@ def test_repeated_kernels_are_priced_as_if_each_were_priced_afresh() -> None:
             fresh.hbm_bytes(earlier)  # the same L2 state, nothing memoised
         assert repr(shared.price(kernel, shape)) == repr(fresh.price(kernel, shape))
     assert len(shared._priced) < len(counts.kernels)  # the layers did repeat
+
+
+def test_deferred_matmul_tiles_give_the_shapes_of_splitting_the_whole() -> None:
+    """`from_graph(..., defer_tiles=True)` chooses a matmul's tiles for the share each chip prices only:
+    every split (and the whole) is the shape `KernelShape.split` of the eagerly tiled whole gives."""
+    from targets.counts import count_graph
+    from targets.gpu.shapes import PendingMatmul, from_graph
+
+    program = compiler.compile("examples/llama_decode.nk", target="gpu:h100", for_pricing=True,
+                               defines={"L": 2, "D": 256, "Hq": 4, "Hkv": 2, "Dh": 64, "F": 512, "V": 1000,
+                                        "B": 2, "T": 64})
+    graph = program.artifact.graph
+    counts = count_graph(graph)
+    for name in ("h100", "h200"):
+        machine = machine_for(name)
+        eager, deferred = from_graph(graph, counts, machine), from_graph(graph, counts, machine, defer_tiles=True)
+        assert sum(isinstance(shape, PendingMatmul) for shape in deferred) == sum(
+            kernel.kind == "matmul" for kernel in counts.kernels) > 0
+        for ways in (1, 2, 3, 8):
+            for kernel, whole, pending in zip(counts.kernels, eager, deferred):
+                share = kernel.split(ways)
+                assert pending.split(ways, share, machine) == whole.split(ways, share, machine)

@@ -17,9 +17,9 @@ from ir.graph import Graph
 from ir.types import TensorType
 from targets.lpu.counting import count_program
 from targets.lpu.estimate import _cost, _counted_kernels, _note
-from targets.lpu.frozen_graph import FrozenGraph
+from targets.frozen_graph import FrozenGraph
 from targets.lpu.machine import load_machine
-from targets.lpu.partition import _box_rows, _Chips, _merge, _missing, read_ranges
+from targets.lpu.partition import _box_rows, _Chips, _merge, _missing, read_ranges, read_tensors
 from targets.lpu.plan import FANIN_LIMIT, bt_fanin, make_plan
 from targets.lpu.signatures import view_key
 from targets.lpu.vectors import VectorLayout
@@ -152,3 +152,60 @@ def test_the_frozen_graph_answers_as_the_graph_does(lpu) -> None:
         assert frozen.operands(node) == graph.operands(node)
         assert frozen.uses(node) == graph.uses(node)
         assert frozen.users(node) == graph.users(node)
+
+
+def test_the_tensors_a_stage_reads_are_the_keys_of_its_ranges_in_order(lpu) -> None:
+    plan = make_plan(lpu.example_graph("llama_decode", B=2), evaluate=False)
+    for stage in plan.stages:
+        assert read_tensors(plan, stage) == list(read_ranges(plan, stage))
+    fresh = make_plan(lpu.example_graph("llama_decode", B=2), evaluate=False)
+    for stage in fresh.stages:  # asked first, before `read_ranges`
+        assert read_tensors(fresh, stage) == list(read_ranges(fresh, stage))
+
+
+def test_measuring_then_committing_holds_what_putting_holds() -> None:
+    layouts = {"t": SimpleNamespace(vectors=200, width=2, lanes=320), "v": SimpleNamespace(vectors=50, width=4, lanes=320)}
+    plan = SimpleNamespace(tensors={"t": SimpleNamespace(role="weight", layout=layouts["t"]),
+                                    "v": SimpleNamespace(role="value", layout=layouts["v"])})
+    rng = random.Random(1)
+    for _ in range(100):
+        put, measured = _Chips(plan), _Chips(plan)  # type: ignore[arg-type]
+        for _ in range(rng.randint(1, 8)):
+            reads = {}
+            for name in rng.sample(["t", "v"], rng.randint(1, 2)):
+                first = rng.randint(0, 40)
+                reads[name] = [(first, first + rng.randint(0, 12))]
+            exact = rng.random() < 0.5
+            added, changes = measured.measure(0, reads, exact)
+            assert added == put.need(0, reads, exact)
+            put.put(0, reads, exact)
+            measured.commit(0, added, changes)
+            assert measured.held == put.held and measured.load == put.load
+
+
+def test_a_tensor_split_tried_for_its_chip_count_answers_as_the_whole_placement(lpu) -> None:
+    """`_tensor_need` tries chip counts only until a chip overflows; whether each count fits, and why not,
+    is what placing every stage says (checked on capacities that refuse some counts and take others)."""
+    from targets.lpu.spread import _c0_floor, _split_chunks, _tensor_need, _tensor_on
+    plan = make_plan(lpu.example_graph("mlp", B=2), evaluate=False)
+    sizes = sorted(_tensor_on(plan, 2**40, count).chip_bytes[0] for count in (1, 2, 3))
+    answers = set()
+    for capacity in [sizes[0] // 4, sizes[0] // 2, sizes[0] - 1, sizes[0], sizes[-1], 2**40]:
+        for count in range(1, 8):
+            whole, trial = _tensor_on(plan, capacity, count), _tensor_on(plan, capacity, count, trial=True)
+            assert bool(whole.refused) == bool(trial.refused)
+            assert ("would hold" in whole.refused) == ("would hold" in trial.refused)
+            if not whole.refused:
+                assert trial.chip_bytes == whole.chip_bytes and trial.ranges == whole.ranges
+            answers.add((bool(whole.refused), "would hold" in whole.refused))
+        expected = None
+        for count in range(1, 9):  # `_tensor_need` as it was: every count placed whole
+            whole = _tensor_on(plan, capacity, count)
+            if not whole.refused or "would hold" not in whole.refused:
+                expected = None if whole.refused else count
+                break
+        assert _tensor_need(plan, capacity, 1) == expected
+    assert answers == {(False, False), (True, True), (True, False)}  # fits, too full, not wide enough
+    floor = _c0_floor(plan, _split_chunks(plan))
+    assert 0 < floor <= min(_tensor_on(plan, 2**40, count).chip_bytes[0] for count in range(1, 8))
+    assert _tensor_need(plan, floor - 1, 1) is None  # c0 overflows at any count
