@@ -40,8 +40,40 @@ def _signature(function: Builtin) -> inspect.Signature:
     return inspect.signature(function)
 
 
+@functools.cache
+def _parameters(function: Builtin) -> tuple[dict[str, int], tuple[tuple[int, str], ...]] | None:
+    """(parameter name -> position, (position, name) of each parameter without a default) when every
+    parameter is an ordinary one (positional or keyword), else None. Builtins are module-level
+    functions that never change, so this is worked out once per function."""
+    parameters = list(_signature(function).parameters.values())
+    if any(p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters):
+        return None
+    required = tuple((i, p.name) for i, p in enumerate(parameters) if p.default is inspect.Parameter.empty)
+    return {p.name: i for i, p in enumerate(parameters)}, required
+
+
+def _binds(function: Builtin, count: int, keywords: dict[str, Value]) -> bool:
+    """Whether `count` positional arguments and `keywords` bind to the function's parameters: with
+    ordinary parameters only, Python's rule is no more positionals than parameters, every keyword a
+    parameter not given by position, and every parameter without a default given."""
+    parameters = _parameters(function)
+    if parameters is None:
+        return False
+    positions, required = parameters
+    if count > len(positions):
+        return False
+    for keyword in keywords:
+        position = positions.get(keyword)
+        if position is None or position < count:
+            return False
+    return all(i < count or name in keywords for i, name in required)
+
+
 def call_builtin(gen: IRGen, name: str, args: list[Value], keywords: dict[str, Value], loc: Loc) -> Value:
     function = BUILTINS[name]
+    if _binds(function, len(args) + 2, keywords):
+        # The call binds, so calling directly binds the arguments exactly as Signature.bind would.
+        return function(gen, loc, *args, **keywords)
     try:
         bound = _signature(function).bind(gen, loc, *args, **keywords)
     except TypeError as error:

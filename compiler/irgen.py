@@ -17,9 +17,11 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
+from compiler import operators
 from compiler import syntax as ast
+from compiler.builtins import BUILTINS, call_builtin
 from compiler.diagnostics import CompileError, Diagnostic, SourceMap
 from compiler.values import (POISON, GenError, PoisonError, StaticRange, Tensor, Value, describe,
                              is_int, is_number)
@@ -39,6 +41,7 @@ _CONSTANT_NAMES: dict[str, Value] = {
     "inf": math.inf, "nan": math.nan, "pi": math.pi,
 }
 _STATIC_TYPES = {"int", "float", "bool"}
+_DTYPE_NAMES = frozenset(dtype.value for dtype in DType)  # the names parse_dtype knows
 
 
 def _is_static_type(type_expr: ast.TypeExpr) -> bool:
@@ -75,6 +78,14 @@ class IRGen:
         self.call_stack: list[tuple[str, Loc]] = []
         self._constants: dict[tuple, Tensor] = {}
         self._reported: set[str] = set()  # messages of signature errors already reported
+        # (op, operand types, attributes with their classes) -> the type Graph.add inferred for it. Type
+        # inference is a function of exactly these (a Tensor's type is its node's, and nodes do not change
+        # while the graph is built), so passing the remembered type gives the node Graph.add would have
+        # made; Graph.add still checks the attributes and operands every time, and an operation whose
+        # inference failed is never remembered, so its error is raised again.
+        self._inferred: dict[tuple, TensorType] = {}
+        # AST class -> this generator's method `_eval_<class name>`, looked up once per class (by `eval`).
+        self._evaluators: dict[type, Any] = {}
 
     # -- diagnostics ----------------------------------------------------------------------------
 
@@ -351,10 +362,11 @@ class IRGen:
         names: dict[str, Value] = {}
         if len(args) > len(func.params):
             raise self.error(f"'{func.name}' takes {len(func.params)} argument(s), got {len(args)}", loc)
-        by_name = {p.name: p for p in func.params}
-        for name in keywords:
-            if name not in by_name:
-                raise self.error(f"'{func.name}' has no parameter '{name}'", loc)
+        if keywords:
+            by_name = {p.name: p for p in func.params}
+            for name in keywords:
+                if name not in by_name:
+                    raise self.error(f"'{func.name}' has no parameter '{name}'", loc)
         for param, value in zip(func.params, args):
             if param.name in keywords:
                 raise self.error(f"'{func.name}' got two values for '{param.name}'", loc)
@@ -459,7 +471,7 @@ class IRGen:
         except PoisonError:
             values = (POISON,) * len(stmt.targets)
         for target, value in zip(stmt.targets, values):
-            if target in _CONSTANT_NAMES or parse_dtype(target) is not None:
+            if target in _CONSTANT_NAMES or target in _DTYPE_NAMES:  # parse_dtype(target) is not None
                 self.record(self.error(f"cannot assign to the reserved name '{target}'", stmt.loc))
             frame.names[target] = value
 
@@ -498,17 +510,17 @@ class IRGen:
         return None
 
     def lookup(self, name: ast.Name, frame: _Frame) -> Value:
-        if name.id in frame.names:
-            value = frame.names[name.id]
-        elif name.id in self.globals:
-            value = self.globals[name.id]
-        elif name.id in _CONSTANT_NAMES:
-            return _CONSTANT_NAMES[name.id]
+        ident, local = name.id, frame.names
+        if ident in local:
+            value = local[ident]
+        elif ident in self.globals:
+            value = self.globals[ident]
+        elif ident in _CONSTANT_NAMES:
+            return _CONSTANT_NAMES[ident]
         else:
             dtype = parse_dtype(name.id)
             if dtype is not None:
                 return dtype
-            from compiler.builtins import BUILTINS
             if name.id in self.functions or name.id in BUILTINS:
                 raise self.error(f"'{name.id}' is a function; call it with ( )", name.loc)
             raise self.error(f"unknown name '{name.id}'", name.loc)
@@ -519,7 +531,9 @@ class IRGen:
     # -- expressions ---------------------------------------------------------------------------
 
     def eval(self, expr: ast.Expr, frame: _Frame) -> Value:
-        method: Callable[[Any, _Frame], Value] = getattr(self, "_eval_" + type(expr).__name__)
+        method = self._evaluators.get(type(expr))
+        if method is None:
+            method = self._evaluators[type(expr)] = getattr(self, "_eval_" + type(expr).__name__)
         return method(expr, frame)
 
     def _eval_Number(self, expr: ast.Number, frame: _Frame) -> Value:
@@ -528,8 +542,7 @@ class IRGen:
     def _eval_String(self, expr: ast.String, frame: _Frame) -> Value:
         return expr.value
 
-    def _eval_Name(self, expr: ast.Name, frame: _Frame) -> Value:
-        return self.lookup(expr, frame)
+    _eval_Name = lookup
 
     def _eval_TupleExpr(self, expr: ast.TupleExpr, frame: _Frame) -> Value:
         return tuple(self.eval(item, frame) for item in expr.items)
@@ -548,17 +561,14 @@ class IRGen:
         return self.eval(expr.then if condition else expr.otherwise, frame)
 
     def _eval_UnaryOp(self, expr: ast.UnaryOp, frame: _Frame) -> Value:
-        from compiler import operators
         return operators.unary(self, expr.op, self.eval(expr.operand, frame), expr.loc)
 
     def _eval_BinaryOp(self, expr: ast.BinaryOp, frame: _Frame) -> Value:
-        from compiler import operators
         left = self.eval(expr.left, frame)
         right = self.eval(expr.right, frame)
         return operators.binary(self, expr.op, left, right, expr.loc)
 
     def _eval_Index(self, expr: ast.Index, frame: _Frame) -> Value:
-        from compiler import operators
         value = self.eval(expr.value, frame)
         subscripts = [self._subscript(s, frame) for s in expr.subscripts]
         return operators.index(self, value, subscripts, expr.loc)
@@ -582,15 +592,17 @@ class IRGen:
         return value
 
     def _eval_Attribute(self, expr: ast.Attribute, frame: _Frame) -> Value:
-        from compiler import operators
         return operators.attribute(self, self.eval(expr.value, frame), expr.name, expr.loc)
 
     def _eval_Call(self, expr: ast.Call, frame: _Frame) -> Value:
-        from compiler.builtins import BUILTINS, call_builtin
         args = [self.eval(a, frame) for a in expr.args]
         keywords = {k.name: self.eval(k.value, frame) for k in expr.keywords}
-        if any(v is POISON for v in args) or any(v is POISON for v in keywords.values()):
-            raise PoisonError()
+        for value in args:
+            if value is POISON:
+                raise PoisonError()
+        for value in keywords.values():
+            if value is POISON:
+                raise PoisonError()
         func = expr.func
         if isinstance(func, ast.Attribute):  # x.sum(axis=1) is sum(x, axis=1)
             receiver = self.eval(func.value, frame)
@@ -610,8 +622,6 @@ class IRGen:
         raise self.error(f"unknown function '{name}'" + (f"; did you mean '{hint}'?" if hint else ""), expr.loc)
 
     def _suggest(self, name: str) -> str | None:
-        import difflib
-        from compiler.builtins import BUILTINS
         matches = difflib.get_close_matches(name, list(BUILTINS) + list(self.functions), n=1)
         return matches[0] if matches else None
 
@@ -619,11 +629,21 @@ class IRGen:
 
     def emit(self, op: str, operands: list[Tensor], attrs: dict[str, Any] | None, loc: Loc | None,
              type: TensorType | None = None) -> Tensor:
+        attrs = attrs or {}
+        key = None
+        if type is None:
+            # The type Graph.add would infer, when an equal operation was built before (see `_inferred`).
+            key = (op, tuple([t.type for t in operands]),
+                   tuple([(k, v.__class__, v) for k, v in attrs.items()]) if attrs else ())
+            type = self._inferred.get(key)
         try:
-            node = self.graph.add(op, [t.node for t in operands], attrs or {}, type=type, loc=loc)
+            node = self.graph.add(op, [t.node for t in operands], attrs, type=type, loc=loc)
         except ops.OpError as error:
             raise self.error(str(error), loc) from None
-        return Tensor(node, self.graph.node(node).type)
+        result = self.graph.node(node).type
+        if key is not None and type is None:
+            self._inferred[key] = result
+        return Tensor(node, result)
 
     def constant(self, value: int | float | bool, dtype: DType, loc: Loc | None, shape: tuple[int, ...] = ()) -> Tensor:
         """A scalar (or splat) constant of `dtype`, shared between uses."""

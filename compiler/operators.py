@@ -33,21 +33,18 @@ _SYMBOL = {
 _COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge"}
 
 
-def _is_static(value: Value) -> bool:
-    return not isinstance(value, Tensor)
-
-
 def binary(gen: IRGen, op: str, left: Value, right: Value, loc: Loc) -> Value:
     if left is POISON or right is POISON:
         raise PoisonError()
-    if _is_static(left) and _is_static(right):
+    left_tensor, right_tensor = isinstance(left, Tensor), isinstance(right, Tensor)
+    if not left_tensor and not right_tensor:
         return _static_binary(gen, op, left, right, loc)
     if op == "matmul":
         return matmul(gen, left, right, loc)
     if op in ("floordiv", "mod"):
         raise gen.error(f"'{_SYMBOL[op]}' is only defined on compile-time ints, not on tensors", loc)
-    for value in (left, right):
-        if not isinstance(value, Tensor) and not is_number(value) and not isinstance(value, bool):
+    for value, is_tensor in ((left, left_tensor), (right, right_tensor)):
+        if not is_tensor and not is_number(value) and not isinstance(value, bool):
             raise gen.error(f"unsupported operand for '{_SYMBOL[op]}': {describe(value)}", loc)
     if op in ("logical_and", "logical_or"):
         a, b = (gen.as_tensor(v, loc, DType.BOOL) for v in (left, right))

@@ -58,6 +58,7 @@ class DType(enum.Enum):
 FLOAT_DTYPES = frozenset({DType.F32, DType.F64, DType.F16, DType.BF16})
 INT_DTYPES = frozenset({DType.I8, DType.I32, DType.I64})
 
+_BY_NAME = {dtype.value: dtype for dtype in DType}
 _BITS = {
     DType.F32: 32, DType.F64: 64, DType.F16: 16, DType.BF16: 16,
     DType.I8: 8, DType.I32: 32, DType.I64: 64, DType.BOOL: 1,
@@ -75,6 +76,8 @@ _INT_RANK = {DType.I8: 1, DType.I32: 2, DType.I64: 3}
 
 
 def parse_dtype(name: str) -> DType | None:
+    if type(name) is str:  # DType(name) looks a string up among the values, as this does without raising
+        return _BY_NAME.get(name)
     try:
         return DType(name)
     except ValueError:

@@ -11,6 +11,7 @@ on operands of rank 2 or more (the frontend reshapes vectors); reductions take n
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -39,6 +40,11 @@ class OpDef:
 
     def in_group(self, group: str) -> bool:
         return group in self.groups
+
+    @functools.cached_property
+    def attr_names(self) -> frozenset[str]:
+        """Every attribute the op knows, required or optional (an OpDef never changes)."""
+        return frozenset(self.attrs) | frozenset(self.optional_attrs)
 
 
 # Groups passes ask about.
@@ -83,8 +89,7 @@ def ops_in_group(group: str) -> list[str]:
 
 
 def _same_dtype(name: str, types: list[TensorType]) -> DType:
-    dtypes = {t.dtype for t in types}
-    if len(dtypes) != 1:
+    if not types or any(t.dtype is not types[0].dtype for t in types):  # enum members: equal is identical
         raise OpError(f"{name} needs operands of one dtype, got " + " and ".join(str(t.dtype) for t in types))
     return types[0].dtype
 
@@ -340,23 +345,21 @@ _register(OpDef("concat", None, {"axis": INT}, infer=_infer_concat,
 # Checking attributes and inferring a node's type
 
 
-def _attr_ok(kind: str, value: Any) -> bool:
-    if kind == INT:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == FLOAT:
-        return isinstance(value, float)
-    if kind == BOOL:
-        return isinstance(value, bool)
-    if kind == STR:
-        return isinstance(value, str)
-    if kind == INTS:
-        return isinstance(value, tuple) and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value)
-    if kind == DTYPE:
-        return isinstance(value, DType)
-    if kind == SCALAR:
-        return isinstance(value, (int, float, bool))
-    raise AssertionError(kind)
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_INT_ONLY = frozenset({int})
+_ATTR_CHECKS: dict[str, Callable[[Any], bool]] = {
+    INT: _is_int,
+    FLOAT: lambda value: isinstance(value, float),
+    BOOL: lambda value: isinstance(value, bool),
+    STR: lambda value: isinstance(value, str),
+    INTS: lambda value: isinstance(value, tuple) and (set(map(type, value)) <= _INT_ONLY  # all exactly int
+                                                      or all(_is_int(v) for v in value)),
+    DTYPE: lambda value: isinstance(value, DType),
+    SCALAR: lambda value: isinstance(value, (int, float, bool)),
+}
 
 
 def check_attrs(name: str, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -367,13 +370,14 @@ def check_attrs(name: str, attrs: dict[str, Any]) -> dict[str, Any]:
     for key, kind in op.attrs.items():
         if key not in complete:
             raise OpError(f"{name} needs attribute '{key}'")
-        if not _attr_ok(kind, complete[key]):
+        if not _ATTR_CHECKS[kind](complete[key]):
             raise OpError(f"{name}: attribute '{key}' must be {kind}, got {complete[key]!r}")
     for key, default in op.optional_attrs.items():
         if type(complete[key]) is not type(default):
             raise OpError(f"{name}: attribute '{key}' must be {type(default).__name__}, got {complete[key]!r}")
-    unknown = set(complete) - set(op.attrs) - set(op.optional_attrs)
-    if unknown:
+    # Every known attribute is in `complete` by now, so it has another one exactly when it is larger.
+    if len(complete) != len(op.attr_names):
+        unknown = set(complete) - set(op.attrs) - set(op.optional_attrs)
         raise OpError(f"{name} has no attribute(s) {', '.join(sorted(unknown))}")
     return complete
 
@@ -394,4 +398,6 @@ def infer_type(name: str, operand_types: list[TensorType], attrs: dict[str, Any]
     if op.infer is None:
         raise OpError(f"{name} has no operands to infer a type from; its type must be given")
     result = op.infer(list(operand_types), {**attrs, "__op__": name})
+    if result.format is DENSE:  # what the rules build: already the dense type returned below
+        return result
     return TensorType(result.shape, result.dtype, DENSE)

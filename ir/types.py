@@ -85,6 +85,8 @@ class TensorType:
 
 def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     """numpy's broadcasting rule; raises ValueError naming the clashing dimensions."""
+    if shapes and all(shape == shapes[0] for shape in shapes):  # the common case; the loop gives the same
+        return tuple(shapes[0])
     rank = max((len(s) for s in shapes), default=0)
     result = []
     for axis in range(rank):

@@ -208,25 +208,29 @@ def _one_operand(match: Match) -> bool:
 
 
 ROOT = ungrouped
+# Every rule reads only the root, its operands (depth 1) and, for the nested patterns, their operands
+# (depth 2), and changes the graph only through the Rewriter: see `Rule.depth`.
 RULES = RuleSet(
-    Rule(op(None, group=ops.ELEMENTWISE, where=ROOT), fold_constants, guard=_all_operands_constant),
-    Rule(op(None, constant(capture="c"), group=ops.VIEW, where=ROOT), fold_view_of_constant),
-    Rule(op("mul", any_value("x"), constant(1), where=ROOT), mul_by_one),
-    Rule(op("div", any_value("x"), constant(1), where=ROOT), div_by_one),
-    Rule(op("add", any_value("x"), constant(0, capture="c"), where=ROOT), add_zero),
-    Rule(op("sub", any_value("x"), constant(0, capture="c"), where=ROOT), sub_zero),
-    Rule(op("mul", any_value("x"), constant(0), where=ROOT), mul_by_zero),
-    Rule(op("pow", any_value("x"), constant(2), where=ROOT), pow_two),
-    Rule(op("pow", any_value("x"), constant(1), where=ROOT), pow_one),
-    Rule(op("neg", op("neg", any_value("x")), where=ROOT), neg_neg),
-    Rule(op("transpose", op("transpose", any_value("x"), capture="inner"), where=ROOT), transpose_transpose),
-    Rule(op("reshape", op("reshape", any_value("x")), where=ROOT), reshape_reshape),
-    Rule(op(("transpose", "reshape", "broadcast_to", "slice"), any_value("x"), where=ROOT), identity_view),
-    Rule(op("cast", any_value("x"), where=ROOT), cast_same),
-    Rule(op("cast", op("cast", any_value("x"), capture="inner"), where=ROOT), cast_round_trip),
-    Rule(op("select", any_value(), any_value("x"), any_value("x"), where=ROOT), select_same),
-    Rule(op("select", constant(capture="cond"), any_value("a"), any_value("b"), where=ROOT), select_constant),
-    Rule(op("concat", where=ROOT), concat_one, guard=_one_operand),
+    Rule(op(None, group=ops.ELEMENTWISE, where=ROOT), fold_constants, guard=_all_operands_constant, depth=1),
+    Rule(op(None, constant(capture="c"), group=ops.VIEW, where=ROOT), fold_view_of_constant, depth=1),
+    Rule(op("mul", any_value("x"), constant(1), where=ROOT), mul_by_one, depth=1),
+    Rule(op("div", any_value("x"), constant(1), where=ROOT), div_by_one, depth=1),
+    Rule(op("add", any_value("x"), constant(0, capture="c"), where=ROOT), add_zero, depth=1),
+    Rule(op("sub", any_value("x"), constant(0, capture="c"), where=ROOT), sub_zero, depth=1),
+    Rule(op("mul", any_value("x"), constant(0), where=ROOT), mul_by_zero, depth=1),
+    Rule(op("pow", any_value("x"), constant(2), where=ROOT), pow_two, depth=1),
+    Rule(op("pow", any_value("x"), constant(1), where=ROOT), pow_one, depth=1),
+    Rule(op("neg", op("neg", any_value("x")), where=ROOT), neg_neg, depth=2),
+    Rule(op("transpose", op("transpose", any_value("x"), capture="inner"), where=ROOT), transpose_transpose,
+         depth=2),
+    Rule(op("reshape", op("reshape", any_value("x")), where=ROOT), reshape_reshape, depth=2),
+    Rule(op(("transpose", "reshape", "broadcast_to", "slice"), any_value("x"), where=ROOT), identity_view, depth=1),
+    Rule(op("cast", any_value("x"), where=ROOT), cast_same, depth=1),
+    Rule(op("cast", op("cast", any_value("x"), capture="inner"), where=ROOT), cast_round_trip, depth=2),
+    Rule(op("select", any_value(), any_value("x"), any_value("x"), where=ROOT), select_same, depth=1),
+    Rule(op("select", constant(capture="cond"), any_value("a"), any_value("b"), where=ROOT), select_constant,
+         depth=1),
+    Rule(op("concat", where=ROOT), concat_one, guard=_one_operand, depth=1),
 )
 
 

@@ -6,6 +6,8 @@ node's operands are already canonical, so chains of duplicates collapse in one s
 every op is a pure function of its operands and attributes (the reference interpreter evaluates a
 node from nothing else), so equal nodes have equal values. Float attributes are compared by their
 bits, so 0.0 and -0.0 (or two NaNs) are not confused; parameters are never merged.
+
+A graph without two equal nodes is returned as it is, not copied (`_has_duplicates`).
 """
 
 from __future__ import annotations
@@ -32,12 +34,41 @@ def node_key(graph: Graph, node_id: int, node: Node) -> tuple:
     return (node.op, node.type, attrs, node.group, tuple(operands))
 
 
+def _has_duplicates(graph: Graph) -> bool:
+    """Whether two nodes of `graph` as it is have equal keys. The sweep below merges nothing exactly
+    when this is false: its first merge happens before any change, so between two nodes equal here.
+
+    Nodes are first told apart by their key without the type (hashing a type is slow, and equal
+    operations on equal operands mostly have equal types); full keys are compared only when those agree.
+    """
+    by_operation: dict[tuple, list[int]] = {}
+    for node_id, data in graph.nx._node.items():
+        node = data["node"]
+        if node.op == "param":
+            continue
+        operands = graph.operands(node_id)
+        if len(operands) == 2 and ops.in_group(node.op, ops.COMMUTATIVE):
+            operands = sorted(operands)
+        attrs = tuple((name, _attr_key(value)) for name, value in node.attrs) if node.attrs else ()
+        operation = (node.op, attrs, node.group, tuple(operands))
+        same = by_operation.setdefault(operation, [])
+        if same:
+            key = node_key(graph, node_id, node)
+            if any(node_key(graph, other, graph.node(other)) == key for other in same):
+                return True
+        same.append(node_id)
+    return False
+
+
 @register_pass
 class CommonSubexpressionElimination(Pass):
     name = "cse"
     summary = "compute equal operations on equal operands once"
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
+        if not _has_duplicates(graph):
+            ctx.report(f"{plural(0, 'duplicate node')} merged", merged=0)
+            return graph
         graph = graph.copy()
         seen: dict[tuple, int] = {}
         merged = 0

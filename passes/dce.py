@@ -2,6 +2,11 @@
 
 Legal because operations have no side effects: a value no output depends on cannot change a result.
 Parameters stay even when unused, since they are the program's signature.
+
+A graph without dead values is returned as it is, not copied. It has one exactly when some operation
+other than a parameter has no uses and is no output: following the uses of a dead value always ends
+at such an operation (the users of a dead value are dead; parameters use nothing), and such an
+operation is dead.
 """
 
 from __future__ import annotations
@@ -17,7 +22,15 @@ class DeadCodeElimination(Pass):
     summary = "remove operations whose values reach no program output"
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
-        graph = graph.copy()
-        removed = graph.remove_dead()
+        removed = 0
+        if has_dead_values(graph):
+            graph = graph.copy()
+            removed = graph.remove_dead()
         ctx.report(f"{plural(removed, 'dead node')} removed", removed=removed)
         return graph
+
+
+def has_dead_values(graph: Graph) -> bool:
+    """Whether `Graph.remove_dead` would remove anything (see the module docstring)."""
+    outputs, params = set(graph.outputs), set(graph.params)
+    return any(not users and node not in outputs and node not in params for node, users in graph.nx._succ.items())

@@ -16,11 +16,19 @@ first rule that matches each node, removes the values no output needs any more, 
 sweep changes nothing. A rule set that keeps rewriting past `max_iterations` sweeps is an error
 naming the rules that were still firing. Why it is legal: every replacement has the root's type and
 the rule's author states its value is the root's; dead-value removal only drops values no output uses.
+
+Rules that declare a `depth` (they look only at the root and the operands below it, `depth` steps
+down) let the driver skip, in later sweeps, the nodes where no rule fired and whose operands (to that
+depth) have not changed since: such a node would again fire nothing. A sweep whose remaining nodes
+would all fire nothing is confirmed by trying them without changing the graph (see `_may_fire`), so
+the common last sweep that only confirms convergence does not walk the whole graph. The result is
+the full sweeps' result, node for node.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
@@ -57,6 +65,32 @@ class Pattern:
         if self.group is not None:
             return frozenset(ops.ops_in_group(self.group))
         return None
+
+    @property
+    def depth(self) -> int:
+        """How many operand steps below the root the pattern looks (0: the root alone)."""
+        if self.operands is None:
+            return 0
+        return 1 + max((operand.depth for operand in self.operands), default=0)
+
+    # A pattern is immutable, so what is derived from it is computed once, on first use, and kept on
+    # the pattern itself (frozen dataclasses still have a __dict__; equality and hashing ignore it).
+    @functools.cached_property
+    def _single(self) -> bool:
+        """Whether the pattern matches a node in at most one way: no node below the root where both
+        operand orders of a commutative op could be tried."""
+        if self.operands is None:
+            return True
+        if not all(operand._single for operand in self.operands):
+            return False
+        candidates = self.root_ops()
+        return len(self.operands) != 2 or (candidates is not None and
+                                           not any(ops.in_group(n, ops.COMMUTATIVE) for n in candidates))
+
+    @functools.cached_property
+    def _first(self) -> Callable[[Graph, int, dict[str, int]], dict[str, int] | None]:
+        """`(graph, node, captures) -> ` the first captures `_match` would yield, or None."""
+        return _compile(self)
 
 
 def op(name: str | Iterable[str] | None = None, *operands: Pattern, group: str | None = None,
@@ -134,9 +168,8 @@ class Match:
 
 def match(pattern: Pattern, graph: Graph, node: int) -> Match | None:
     """The match of `pattern` rooted at `node`, or None."""
-    for captures in _match(pattern, graph, node, {}):
-        return Match(graph, node, captures)
-    return None
+    captures = pattern._first(graph, node, {})
+    return None if captures is None else Match(graph, node, captures)
 
 
 def _match(pattern: Pattern, graph: Graph, node: int, captures: dict[str, int]) -> Iterator[dict[str, int]]:
@@ -174,20 +207,91 @@ def _match_all(patterns: tuple[Pattern, ...], nodes: list[int], graph: Graph,
         yield from _match_all(patterns[1:], nodes[1:], graph, extended)
 
 
+def _compile(pattern: Pattern) -> Callable[[Graph, int, dict[str, int]], dict[str, int] | None]:
+    """A function giving the first match of `pattern` (the first that `_match` yields) without
+    generators. When every operand pattern matches in at most one way (`_single`), the first match
+    is found by matching the operands in order, then, for a commutative op, in the other order: as
+    `_match` does, and with nothing to backtrack into. Otherwise `_match` itself is asked.
+    The checks run in `_match`'s order; a leading `ungrouped` is read from the payload at hand."""
+    if pattern.operands is not None and not all(operand._single for operand in pattern.operands):
+        def first_by_search(graph: Graph, node: int, captures: dict[str, int]) -> dict[str, int] | None:
+            return next(_match(pattern, graph, node, captures), None)
+        return first_by_search
+    names, group, name = pattern.ops, pattern.group, pattern.name
+    need_ungrouped = pattern.where[:1] == (ungrouped,)
+    where = pattern.where[1:] if need_ungrouped else pattern.where
+    operands = None if pattern.operands is None else tuple(operand._first for operand in pattern.operands)
+    if names is None and group is None and not pattern.where and operands is None:
+        def first_of_any(graph: Graph, node: int, captures: dict[str, int]) -> dict[str, int] | None:
+            if name is None:  # any value: only a capture to check, no payload to read
+                return captures
+            bound = captures.get(name, node)
+            return {**captures, name: node} if bound == node else None
+        return first_of_any
+
+    def first(graph: Graph, node: int, captures: dict[str, int]) -> dict[str, int] | None:
+        payload = graph.node(node)
+        if names is not None and payload.op not in names:
+            return None
+        if group is not None and not ops.in_group(payload.op, group):
+            return None
+        if name is not None and captures.get(name, node) != node:
+            return None
+        if need_ungrouped and payload.group is not None:
+            return None
+        for predicate in where:
+            if not predicate(graph, node):
+                return None
+        if name is not None:
+            captures = {**captures, name: node}
+        if operands is None:
+            return captures
+        found = graph.operands(node)
+        if len(found) != len(operands):
+            return None
+        result = _first_all(operands, found, graph, captures)
+        if result is None and len(found) == 2 and found[0] != found[1] and ops.in_group(payload.op, ops.COMMUTATIVE):
+            result = _first_all(operands, found[::-1], graph, captures)
+        return result
+    return first
+
+
+def _first_all(matchers: tuple[Callable[[Graph, int, dict[str, int]], dict[str, int] | None], ...],
+               nodes: list[int], graph: Graph, captures: dict[str, int] | None) -> dict[str, int] | None:
+    for matcher, node in zip(matchers, nodes):
+        captures = matcher(graph, node, captures)
+        if captures is None:
+            return None
+    return captures
+
+
 # ----------------------------------------------------------------------------------------------
 # Rules
 
 
 @dataclass(frozen=True)
 class Rule:
+    """A pattern and the function that rewrites its matches.
+
+    `depth` is a promise that lets the driver skip unchanged nodes (see `apply_rules`): the pattern's
+    predicates, the guard and the function read only the payloads of the root and of the nodes up to
+    `depth` operand steps below it and the operand lists of the nodes above that (never uses, outputs
+    or other nodes), and change the graph only through the `Rewriter`. None (the default) promises
+    nothing: every sweep then tries the rule on every node.
+    """
+
     pattern: Pattern
     apply: Callable[[Rewriter, Match], int | None]
     name: str = ""
     guard: Callable[[Match], bool] | None = None  # a condition across captures
+    depth: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
             object.__setattr__(self, "name", self.apply.__name__.strip("_").replace("_", "-"))
+        if self.depth is not None and self.depth < self.pattern.depth:
+            raise ValueError(f"rule '{self.name}': depth {self.depth} is less than its pattern's depth "
+                             f"{self.pattern.depth}")
 
 
 class RuleSet:
@@ -207,6 +311,9 @@ class RuleSet:
                 self._by_op[name].append(rule)
         self._order = {id(rule): i for i, rule in enumerate(self.rules)}
         self._for_op: dict[str, list[Rule]] = {}  # asked for every node of every sweep
+        depths = [rule.depth for rule in self.rules]
+        # How far a change reaches up to the roots whose rules could see it; None: any root.
+        self.depth: int | None = None if None in depths else max(depths, default=0)
 
     def __add__(self, other: RuleSet | Rule) -> RuleSet:
         return RuleSet(self, other)
@@ -234,6 +341,7 @@ class Rewriter:
         self.root = root
         self.ctx = ctx
         self.changed = False
+        self.regrouped: list[int] = []  # nodes whose payload `fuse` changed
 
     def add(self, op_name: str, operands: Iterable[int], attrs: dict[str, Any] | None = None,
             type: Any = None) -> int:
@@ -263,6 +371,7 @@ class Rewriter:
         group = self.ctx.new_group_id(self.graph) if self.ctx is not None else _fresh_group(self.graph)
         for node in members:
             self.graph.set_node(node, self.graph.node(node).replace(group=group))
+        self.regrouped.extend(members)
         self.changed = True
         self._log_fusion(members, group, f"{info.kind} group by rule '{self.rule.name}'")
         return group
@@ -281,6 +390,21 @@ class Rewriter:
                         node_label(self.graph, producer), node_label(self.graph, consumer),
                         "fused" if group is not None else "not fused", reason,
                         None if group is not None else "group-contract", group))
+
+
+class _WouldChange(Exception):
+    """Raised by a `_DryRewriter` where a rule's function starts to change the graph."""
+
+
+class _DryRewriter(Rewriter):
+    """A Rewriter that tells whether a rule would change the graph, without changing it."""
+
+    def add(self, op_name: str, operands: Iterable[int], attrs: dict[str, Any] | None = None,
+            type: Any = None) -> int:
+        raise _WouldChange()
+
+    def fuse(self, members: Iterable[int]) -> int | None:
+        raise _WouldChange()
 
 
 def _fresh_group(graph: Graph) -> int:
@@ -319,14 +443,31 @@ def apply_rules(graph: Graph, rules: RuleSet | Iterable[Rule], *, ctx: Any = Non
     rules = rules if isinstance(rules, RuleSet) else RuleSet(*rules)
     result = RewriteResult(graph.copy())
     g = result.graph
+    # With rules of bounded depth: the nodes where no rule fired when last tried and whose payload and
+    # operands (to that depth) have not changed since. Trying them again would give the same answer.
+    settled: set[int] | None = None if rules.depth is None else set()
     for iteration in range(1, max_iterations + 1):
         fired: collections.Counter = collections.Counter()
+        if settled is not None and iteration > 1 and not _may_fire(g, rules, settled, ctx):
+            # No rule fires anywhere, so this sweep changes nothing (and the previous sweep's dead-value
+            # removal left nothing to remove): the sweep a full driver would run ends here too.
+            result.iterations = iteration
+            break
+        present, users = g.nx._node, g.nx._succ  # networkx's dicts: `node in g`, the node's consumers
         for node in g.topological_order():
-            if node not in g or (g.nx.out_degree(node) == 0 and not g.is_output(node)):
+            if settled is not None and node in settled:
+                continue
+            if node not in present or (not users[node] and not g.is_output(node)):  # no uses: dead
                 continue
             applied = _rewrite_node(g, rules, node, ctx)
-            if applied is not None:
-                fired[applied] += 1
+            if applied is None:
+                if settled is not None:
+                    settled.add(node)
+                continue
+            name, changed = applied
+            fired[name] += 1
+            if settled is not None:
+                _unsettle(g, changed, rules.depth, settled)
         result.removed += g.remove_dead()
         result.iterations = iteration
         if not fired:
@@ -342,20 +483,58 @@ def apply_rules(graph: Graph, rules: RuleSet | Iterable[Rule], *, ctx: Any = Non
     return result
 
 
-def _rewrite_node(graph: Graph, rules: RuleSet, node: int, ctx: Any) -> str | None:
-    """Apply the first rule that matches at `node`; its name, or None when none applied."""
-    for rule in rules.for_op(graph.node(node).op):
-        found = match(rule.pattern, graph, node)
-        if found is None or (rule.guard is not None and not rule.guard(found)):
-            continue
+def _rewrite_node(graph: Graph, rules: RuleSet, node: int, ctx: Any) -> tuple[str, list[int]] | None:
+    """Apply the first rule that matches at `node`: its name and the nodes whose operands or payload
+    changed (the consumers now reading the replacement, the regrouped nodes), or None when none applied."""
+    for rule, found in _matching_rules(graph, rules, node):
         rewriter = Rewriter(graph, rule, node, ctx)
         replacement = rule.apply(rewriter, found)
         if replacement is not None and replacement != node:
+            consumers = list(graph.nx._succ[node])
             _replace(graph, rule, node, replacement)
-            return rule.name
+            return rule.name, consumers + rewriter.regrouped
         if rewriter.changed:
-            return rule.name
+            return rule.name, [node] + rewriter.regrouped
     return None
+
+
+def _matching_rules(graph: Graph, rules: RuleSet, node: int) -> Iterator[tuple[Rule, Match]]:
+    """The rules whose pattern matches at `node` and whose guard accepts the match, in order."""
+    for rule in rules.for_op(graph.node(node).op):
+        captures = rule.pattern._first(graph, node, {})
+        if captures is None:
+            continue
+        found = Match(graph, node, captures)
+        if rule.guard is None or rule.guard(found):
+            yield rule, found
+
+
+def _unsettle(graph: Graph, changed: list[int], depth: int, settled: set[int]) -> None:
+    """Forget the settled nodes whose rules could see a change at `changed`: those nodes and their
+    consumers up to `depth` steps above (a rule looks at most `depth` steps below its root)."""
+    frontier = set(changed)
+    for _ in range(depth + 1):
+        settled.difference_update(frontier)
+        frontier = {user for node in frontier if node in graph for user in graph.nx._succ[node]}
+
+
+def _may_fire(graph: Graph, rules: RuleSet, settled: set[int], ctx: Any) -> bool:
+    """Whether a sweep would fire any rule: each live node not settled is tried on the graph as it is
+    with a `_DryRewriter`. When none would fire, a real sweep would see this same graph at every node
+    (nothing changes before it gets there) and fire nothing. Anything unusual (a rule that starts to
+    change the graph, returns a replacement, or raises) answers yes, and the real sweep takes over."""
+    for node in list(graph.nx._node):
+        if node in settled or (not graph.nx._succ[node] and not graph.is_output(node)):
+            continue
+        try:
+            for rule, found in _matching_rules(graph, rules, node):
+                replacement = rule.apply(_DryRewriter(graph, rule, node, ctx), found)
+                if replacement is not None and replacement != node:
+                    return True
+        except Exception:  # noqa: BLE001 - _WouldChange, or an error the real sweep will raise in its place
+            return True
+        settled.add(node)
+    return False
 
 
 def _replace(graph: Graph, rule: Rule, root: int, replacement: int) -> None:

@@ -48,3 +48,22 @@ def test_nodes_in_different_groups_stay_apart(run_passes) -> None:
     b = graph.add("exp", [x], group=1)
     graph.outputs = [graph.add("neg", [a], group=0), graph.add("neg", [b], group=1)]
     assert ops_of(run_passes(graph, "cse")).count("exp") == 2
+
+
+def test_a_graph_without_duplicates_is_returned_as_it_is() -> None:
+    from passes.cse import CommonSubexpressionElimination
+    graph = Graph("g")
+    x = graph.add_param("x", F32)
+    scalar = TensorType((), DType.F32)
+    # Equal operations on equal operands except for the type (two constants) or the operand order
+    # (a non-commutative op) are not duplicates.
+    one_f32, one_f64 = graph.add_constant(1.0, scalar), graph.add_constant(1.0, TensorType((), DType.F64))
+    graph.outputs = [graph.add("sub", [x, one_f32]), graph.add("sub", [one_f32, x]),
+                     graph.add("cast", [one_f64], {"dtype": DType.F32})]
+    ctx = PassContext()
+    ctx.current_pass = "cse"
+    assert CommonSubexpressionElimination().run(graph, ctx) is graph
+    assert ctx.stats[0].text == "0 duplicate nodes merged"
+    graph.outputs.append(graph.add("sub", [x, one_f32]))
+    merged = CommonSubexpressionElimination().run(graph, ctx)
+    assert merged is not graph and len(merged) == len(graph) - 1

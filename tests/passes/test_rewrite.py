@@ -64,6 +64,16 @@ def test_groups_values_and_predicates() -> None:
         op("sigmoidd")
 
 
+def test_a_later_operand_can_need_the_other_order_of_an_earlier_commutative_one() -> None:
+    graph = Graph("g")
+    a, b = graph.add_param("a", F32), graph.add_param("b", F32)
+    root = graph.add("add", [graph.add("mul", [a, b]), b])  # (a * b) + b, matched as (x * y) + x
+    found = match(op("add", op("mul", any_value("x"), any_value("y")), any_value("x")), graph, root)
+    assert found is not None and (found["x"], found["y"]) == (b, a)
+    other = graph.add("add", [graph.add("mul", [a, a]), b])
+    assert match(op("add", op("mul", any_value("x"), any_value("y")), any_value("x")), graph, other) is None
+
+
 def test_constant_values_distinguish_bools() -> None:
     graph = Graph("g")
     true = graph.add_constant(True, TensorType((), DType.BOOL))
@@ -175,3 +185,64 @@ def test_fuse_groups_nodes_and_refuses_illegal_groups() -> None:
     fused = apply_rules(graph, [Rule(op("relu", op("matmul", capture="p"), where=ungrouped), fuse_all)], ctx=ctx)
     assert list(fused.graph.groups().values()) == [[product, act]]
     assert fused.applied == {"fuse-all": 1}
+
+
+# -- rules of bounded depth: later sweeps skip the settled nodes, with the full sweeps' result ------
+
+
+def _sin_to_cos(rw: Rewriter, m: Match) -> int:
+    return rw.add("cos", [m["x"]])
+
+
+def _drop_cos(rw: Rewriter, m: Match) -> int:
+    return m["x"]
+
+
+def _neg_neg(rw: Rewriter, m: Match) -> int:
+    return m["x"]
+
+
+def _late_rules(depth: int | None) -> RuleSet:
+    return RuleSet(Rule(op("sin", any_value("x")), _sin_to_cos, depth=depth),
+                   Rule(op("cos", any_value("x")), _drop_cos, depth=depth),
+                   Rule(op("neg", op("neg", any_value("x"))), _neg_neg, depth=None if depth is None else 2))
+
+
+def test_a_settled_node_is_tried_again_when_an_operand_below_it_changes() -> None:
+    # neg(sin(neg(x))): the first sweep turns sin into a new cos, where nothing else fires (the outer neg
+    # reads a cos, not a neg). The second sweep drops the cos, so the outer neg, settled in the first,
+    # now reads neg(x) and must be tried again to fold the two negations away.
+    graph = Graph("g")
+    x = graph.add_param("x", F32)
+    graph.outputs = [graph.add("neg", [graph.add("sin", [graph.add("neg", [x])])])]
+    full = apply_rules(graph, _late_rules(None))
+    tracked = apply_rules(graph, _late_rules(1))
+    assert tracked.graph.outputs == [x] and tracked.graph.canonical() == full.graph.canonical()
+    assert (tracked.applied, tracked.iterations, tracked.removed) == (full.applied, full.iterations, full.removed)
+    assert tracked.applied == {"sin-to-cos": 1, "drop-cos": 1, "neg-neg": 1}
+
+
+def test_settled_nodes_are_not_tried_again() -> None:
+    tried: list[int] = []
+
+    def count(rw: Rewriter, m: Match) -> None:
+        tried.append(m.root)
+        return None
+
+    graph = Graph("g")
+    value = graph.add_param("x", F32)
+    for _ in range(5):
+        value = graph.add("exp", [value])
+    graph.outputs = [graph.add("sin", [value])]
+    rules = [Rule(op("exp"), count, depth=0), Rule(op("sin", any_value("x")), _sin_to_cos, depth=1)]
+    result = apply_rules(graph, rules)
+    assert result.applied == {"sin-to-cos": 1} and result.iterations == 2
+    assert len(tried) == 5  # each exp once: in the second sweep only the new cos is tried
+    tried.clear()
+    assert apply_rules(graph, [Rule(op("exp"), count), rules[1]]).applied == {"sin-to-cos": 1}
+    assert len(tried) == 10  # without a depth, every sweep tries every node
+
+
+def test_a_rule_cannot_declare_less_depth_than_its_pattern() -> None:
+    with pytest.raises(ValueError, match="depth 1 is less than its pattern's depth 2"):
+        Rule(op("neg", op("neg", any_value("x"))), _neg_neg, depth=1)
