@@ -73,13 +73,11 @@ _MATMUL, _REDUCTION, _INLINE, _OTHER = range(4)
 _ROLES: dict[str, int] = {}  # op name -> its role in a group; the op table is fixed once ir.ops is imported
 
 
-def _role(op: str) -> int:
-    """What `op` can be in a group: the matmul, a reduction, an inline op, or nothing (one dict lookup
-    per node for `_classify`, which asks it of every member of every candidate group)."""
-    role = _ROLES.get(op)
-    if role is None:
-        role = _ROLES[op] = (_MATMUL if ops.in_group(op, ops.MATMUL) else _REDUCTION if ops.in_group(op, ops.REDUCTION)
-                             else _INLINE if _allowed_inline(op) else _OTHER)
+def _learn_role(op: str) -> int:
+    """What `op` can be in a group (the matmul, a reduction, an inline op, or nothing), remembered in
+    `_ROLES` so `_classify`, which asks it of every member of every candidate group, looks it up once."""
+    role = _ROLES[op] = (_MATMUL if ops.in_group(op, ops.MATMUL) else _REDUCTION if ops.in_group(op, ops.REDUCTION)
+                         else _INLINE if _allowed_inline(op) else _OTHER)
     return role
 
 
@@ -229,7 +227,7 @@ def _classify(graph: Graph, members: set[int], order: tuple[int, ...], returned:
         op = nodes[node]["node"].op
         role = _ROLES.get(op)
         if role is None:
-            role = _role(op)
+            role = _learn_role(op)
         if role == _MATMUL:
             matmuls.append(node)
         elif role == _REDUCTION:

@@ -26,12 +26,18 @@ def _attr_key(value: Any) -> Any:
     return (type(value).__name__, value)
 
 
-def node_key(graph: Graph, node_id: int, node: Node) -> tuple:
+def _operation_key(graph: Graph, node_id: int, node: Node) -> tuple:
+    """`node_key` without the type: (op, attributes, group, operands)."""
     operands = graph.operands(node_id)
     if len(operands) == 2 and ops.in_group(node.op, ops.COMMUTATIVE):
         operands = sorted(operands)
-    attrs = tuple((name, _attr_key(value)) for name, value in node.attrs)
-    return (node.op, node.type, attrs, node.group, tuple(operands))
+    attrs = tuple((name, _attr_key(value)) for name, value in node.attrs) if node.attrs else ()
+    return (node.op, attrs, node.group, tuple(operands))
+
+
+def node_key(graph: Graph, node_id: int, node: Node) -> tuple:
+    op, attrs, group, operands = _operation_key(graph, node_id, node)
+    return (op, node.type, attrs, group, operands)
 
 
 def _has_duplicates(graph: Graph) -> bool:
@@ -46,16 +52,9 @@ def _has_duplicates(graph: Graph) -> bool:
         node = data["node"]
         if node.op == "param":
             continue
-        operands = graph.operands(node_id)
-        if len(operands) == 2 and ops.in_group(node.op, ops.COMMUTATIVE):
-            operands = sorted(operands)
-        attrs = tuple((name, _attr_key(value)) for name, value in node.attrs) if node.attrs else ()
-        operation = (node.op, attrs, node.group, tuple(operands))
-        same = by_operation.setdefault(operation, [])
-        if same:
-            key = node_key(graph, node_id, node)
-            if any(node_key(graph, other, graph.node(other)) == key for other in same):
-                return True
+        same = by_operation.setdefault(_operation_key(graph, node_id, node), [])
+        if any(graph.node(other).type == node.type for other in same):
+            return True
         same.append(node_id)
     return False
 

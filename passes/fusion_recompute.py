@@ -153,7 +153,7 @@ class Recompute:
                         self._adopt(node, key, *placed)
                         self._decide_copied(node, key, placed[0])
                 continue
-            plans = [(key, self._plan_copy(node, key, is_splat)) for key in targets]
+            plans = [(key, self._plan_copy(node, key)) for key in targets]
             if any(plan is None for _, plan in plans):
                 continue
             for key, plan in plans:
@@ -164,9 +164,10 @@ class Recompute:
         for user, _, _ in plan:
             self._decide(node, user, "recomputed", "a copy inside the group replaces the stored value", key=key)
 
-    def _plan_copy(self, node: int, key: int, is_splat: bool) -> Plan | None:
-        """How to copy `node` into group `key`, or None when no copy is legal there (tried and undone)."""
-        placed = self._place_fitting(node, key, is_splat)
+    def _plan_copy(self, node: int, key: int) -> Plan | None:
+        """How to copy `node` (not a splat) into group `key`, or None when no copy is legal there (tried
+        and undone)."""
+        placed = self._place_fitting(node, key, is_splat=False)
         if placed is None:
             return None
         plan, made = placed
