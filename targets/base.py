@@ -81,7 +81,9 @@ class Target(Protocol):
     class attributes: `options` (the `CompileOptions.extra` keys it takes), `times_kernels` (True when
     its artifacts run on hardware and have `time_kernels(inputs, repeats)`, for `niche compare --measure`)
     and `pricing_weight` (how long pricing takes next to other targets, default 1: `niche compare` starts
-    the heaviest first; it changes no figure)."""
+    the heaviest first; it changes no figure) and `pricing_reads_counts` (False when `estimate` never
+    reads the shared counts, `targets.counts.count_graph`: `niche compare` may then start pricing it
+    before they are made; default True)."""
 
     name: str
     summary: str

@@ -34,7 +34,7 @@ from ir.graph import Graph
 from passes.collector import collector_paused
 from targets.base import CompileOptions, TargetError, get_target, target_names
 from targets.cost import CostReport
-from targets.counts import count_graph, shared_counts
+from targets.counts import count_graph, frozen_graph, shared_counts
 from targets.pricing_pool import price_in_workers, price_outcome, worker_count
 from targets.spec import load_spec
 
@@ -278,22 +278,34 @@ def price_target(builder: GraphBuilder, name: str, options: CompileOptions) -> C
 
 
 @contextlib.contextmanager
-def _set_aside() -> Iterator[None]:
-    """The objects alive when the block starts (the graph, its counts) set aside from the collector's young
+def _set_aside() -> Iterator[Callable[[], None]]:
+    """The objects alive when the block starts (the graph) set aside from the collector's young
     generations: frozen for the block (`gc.freeze`), then put in the oldest generation (`gc.unfreeze`).
     While the collector is paused (`collector_paused`), everything allocated lands in the youngest
     generation, so the first young collection after it would scan the whole graph (a third of a second
     for an 80-layer model); set aside, only a full collection scans it, as it would the rest of the
     oldest generation, and frees any cycles among it. Frozen objects are also left alone by collections
-    in the forked pricing workers. When something else has frozen objects, it is left as it is."""
+    in the forked pricing workers. The block is handed a function that sets aside what is alive when it
+    is called (the counts, once made). When something else has frozen objects, it is left as it is (and
+    the function does nothing)."""
     if gc.get_freeze_count():
-        yield
+        yield _nothing
         return
     gc.freeze()
     try:
-        yield
+        yield gc.freeze
     finally:
         gc.unfreeze()
+
+
+def _nothing() -> None:
+    pass
+
+
+def reads_counts(name: str) -> bool:
+    """Whether pricing target `name` reads the shared counts (`Target.pricing_reads_counts`, default
+    True): the workers of those that do not start before the counts are made (`targets.pricing_pool`)."""
+    return bool(getattr(get_target(name), "pricing_reads_counts", True))
 
 
 def compare(source: Source, targets: list[str], defines: dict, entry: str | None = None, opt_level: int = 2,
@@ -320,8 +332,8 @@ def compare(source: Source, targets: list[str], defines: dict, entry: str | None
             progress("building the graph")
         graph = builder.graph(base)  # user errors in the program surface here, once, not once per target
         if workers and graph is not None:
-            count_graph(graph)  # counted once here, inherited by every worker
-        with _set_aside():
+            frozen_graph(graph)  # the read-only graph the counts and the targets read, inherited by every worker
+        with _set_aside() as set_aside_more:
             if workers:
                 if progress is not None:
                     progress("pricing " + ", ".join(targets))
@@ -332,8 +344,14 @@ def compare(source: Source, targets: list[str], defines: dict, entry: str | None
                     if left and progress is not None:
                         progress("pricing " + ", ".join(left))
 
+                def count_shared() -> None:  # counted once here, inherited by every worker forked after
+                    count_graph(graph)
+                    set_aside_more()
+
                 weights = [float(getattr(get_target(name), "pricing_weight", 1.0)) for name, _ in work]
-                outcomes = price_in_workers(price_target, builder, work, workers, finished, weights)
+                early = [not reads_counts(name) for name, _ in work]
+                prepare = count_shared if graph is not None and not all(early) else None  # none: no one reads them
+                outcomes = price_in_workers(price_target, builder, work, workers, finished, weights, early, prepare)
             else:
                 outcomes = []
                 for name, options in work:

@@ -156,10 +156,11 @@ def _utilization(counts: list[StageCount], cycles: float, chips: int, machine: L
 
 
 def _where_time_goes(kernels: list[KernelReport]) -> str:
-    """The latency split by the resource that bound each stage."""
-    bound = Amounts()
-    for kernel in kernels:
-        bound = bound + kernel.cost.bound
+    """The latency split by the resource that bound each stage. The stages' `bound` amounts are added in
+    one pass (`Amounts.of`), which is their sum `a + b + ...` bit for bit: each resource's total is added
+    up in the same order from 0.0, and `Amounts.__add__` re-adding a running total to 0.0 changes no value
+    (a running total is never -0.0, see `targets.cost.sum_costs`)."""
+    bound = Amounts.of(item for kernel in kernels for item in kernel.cost.bound.items)
     total = bound.total()
     if total <= 0:
         return "where time goes: nothing ran"

@@ -370,9 +370,10 @@ def _plan_matmul_operand(plan: Plan, matmul: int, fanins: dict[tuple, int]) -> N
         plan.bt[matmul] = plan.names[b]
         return
     key = view_key(plan, b)
-    if key not in fanins:
-        fanins[key] = bt_fanin(plan, b)
-    if fanins[key] <= FANIN_LIMIT:
+    fanin = fanins.get(key)  # one lookup: the key holds types, whose hash is worked out in Python
+    if fanin is None:
+        fanin = fanins[key] = bt_fanin(plan, b)
+    if fanin <= FANIN_LIMIT:
         plan.bt[matmul] = None
         return
     name = plan.names.get(b, value_names(graph)[b]) + ".T"

@@ -158,6 +158,9 @@ class WseTarget:
     name = "wse"
     options = frozenset(_OPTIONS)  # the CompileOptions.extra keys it takes (`niche compare --option`)
     pricing_weight = 3  # relative pricing time, for the order `niche compare` prices targets in (see the lpu's)
+    # Pricing reads its regions (`targets.wse.regions`), never the shared counts (`targets.counts.count_graph`):
+    # `niche compare` starts its worker while the counts are being made (`targets.pricing_pool`).
+    pricing_reads_counts = False
     summary = "Cerebras-style wafer-scale engine: regions of PEs, fabric routes, per-PE programs (simulated)"
 
     def __init__(self, variant: str | None = None) -> None:

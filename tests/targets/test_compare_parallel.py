@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,8 @@ from compiler.diagnostics import InternalError
 from compiler.driver import Source
 from targets.base import CompileOptions, get_target, target_names
 from targets.comparison import compare, run_comparison
-from targets.pricing_pool import (RemoteTraceback, can_fork, longest_first, price_in_workers, tasks_of,
-                                  worker_count)
+from targets.pricing_pool import (RemoteTraceback, WorkerStopped, can_fork, longest_first, price_in_workers,
+                                  tasks_of, worker_count)
 
 ROOT = Path(__file__).resolve().parents[2]
 MLP = "examples/mlp.nk"
@@ -121,9 +122,10 @@ def test_cli_jobs_option() -> None:
 _HANDED: list[str] = []  # in a worker: the targets it was handed, in order
 
 
-def _hand_in_order(builder: object, name: str, options: CompileOptions) -> list[str]:
+def _hand_in_order(builder: object, name: str, options: CompileOptions) -> tuple[int, list[str]]:
+    """When (the system-wide monotonic clock, so that workers' times compare) and after what a job ran."""
     _HANDED.append(name)
-    return list(_HANDED)
+    return time.monotonic_ns(), list(_HANDED)
 
 
 def test_the_heaviest_targets_are_handed_out_first_and_reported_in_the_order_given() -> None:
@@ -135,9 +137,79 @@ def test_the_heaviest_targets_are_handed_out_first_and_reported_in_the_order_giv
     assert tasks_of(["gpu:h100", "gpu:h200"], [1, 1], 2) == [[0], [1]]  # one kind: a worker each
     jobs = [(name, CompileOptions(target=name)) for name in TARGETS]
     outcomes = price_in_workers(_hand_in_order, None, jobs, 1, weights=weights)  # one worker: one after another
-    handed = max((value for _, value, _ in outcomes), key=len)
-    assert handed == ["lpu", "wse:wse3", "gpu:h100", "gpu:h200", "cpu"]
-    assert [value[-1] for _, value, _ in outcomes] == TARGETS  # each outcome in its job's place
+    started = sorted((when, name) for (_, (when, _), _), name in zip(outcomes, TARGETS))
+    assert [name for _, name in started] == ["lpu", "wse:wse3", "gpu:h100", "gpu:h200", "cpu"]
+    assert [value[1][-1] for _, value, _ in outcomes] == TARGETS  # each outcome in its job's place
+    assert outcomes[TARGETS.index("gpu:h200")][1][1] == ["gpu:h100", "gpu:h200"]  # one kind, one worker
+
+
+_PREPARED = False  # set by `_prepare` in the process that hands out the jobs
+
+
+def _prepare() -> None:
+    global _PREPARED
+    _PREPARED = True
+
+
+def _saw_prepared(builder: object, name: str, options: CompileOptions) -> bool:
+    return _PREPARED
+
+
+def test_early_jobs_start_before_prepare_and_the_others_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While `prepare` makes what the workers share, up to workers - 1 tasks of early jobs price; every
+    other job is forked after it, and so inherits what it made."""
+    monkeypatch.setattr(sys.modules[__name__], "_PREPARED", False)
+    names = ["a", "b", "c", "d"]
+    jobs = [(name, CompileOptions(target=name)) for name in names]
+    weights = [4.0, 3.0, 2.0, 1.0]
+    early = [False, True, True, False]
+    outcomes = price_in_workers(_saw_prepared, None, jobs, 2, weights=weights, early=early, prepare=_prepare)
+    # b (the heaviest early job) went before prepare; c, though early, waited: one core is prepare's
+    assert [value for _, value, _ in outcomes] == [True, False, True, True]
+    monkeypatch.setattr(sys.modules[__name__], "_PREPARED", False)
+    outcomes = price_in_workers(_saw_prepared, None, jobs, 3, weights=weights, early=early, prepare=_prepare)
+    assert [value for _, value, _ in outcomes] == [True, False, False, True]  # two cores for early jobs
+    monkeypatch.setattr(sys.modules[__name__], "_PREPARED", False)
+    outcomes = price_in_workers(_saw_prepared, None, jobs, 2, weights=weights, prepare=_prepare)  # none early
+    assert [value for _, value, _ in outcomes] == [True, True, True, True]
+
+
+def _killed(builder: object, name: str, options: CompileOptions) -> None:
+    import os
+    import signal
+    if name == "b":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_killed_by_a_signal_says_so_for_each_job_it_held() -> None:
+    jobs = [(name, CompileOptions(target=name)) for name in ["a", "b", "c"]]
+    outcomes = price_in_workers(_killed, None, jobs, 2, weights=[1.0, 1.0, 1.0])
+    assert outcomes[0] == ("report", None, None) and outcomes[2] == ("report", None, None)
+    kind, message, cause = outcomes[1]
+    assert kind == "internal" and "'b': its pricing worker stopped (killed by signal 9 (SIGKILL))" in message
+    assert isinstance(cause, WorkerStopped)
+
+
+def test_the_targets_that_price_without_the_counts_never_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A target marked `pricing_reads_counts = False` is started before the shared counts are made; were
+    it to count anyway, its figures would not change but the parallel speed-up would be lost."""
+    from targets.comparison import reads_counts
+    from targets.graph_counts import GraphCounter
+
+    count_free = [name for name in TARGETS if not reads_counts(name)]
+    assert count_free == ["wse:wse3"]
+    assert all(reads_counts(name) for name in ["cpu", "gpu:h100", "lpu"])
+
+    def counts(self):
+        raise AssertionError("counted the graph")
+
+    monkeypatch.setattr(GraphCounter, "count", counts)
+    for path in (MLP, SPARSE, "examples/llama_decode.nk"):
+        comparison = run_comparison(path, count_free, [], {}, jobs=1)
+        assert [r.target for r in comparison.reports] == count_free and not comparison.errors
+    # in workers too, and then nothing counts the graph for them beforehand either
+    comparison = run_comparison(MLP, ["wse:wse3", "wse:wse2"], [], {}, jobs=2)
+    assert [r.target for r in comparison.reports] == ["wse:wse3", "wse:wse2"] and not comparison.errors
 
 
 def test_pricing_leaves_no_object_frozen() -> None:

@@ -209,3 +209,26 @@ def test_a_tensor_split_tried_for_its_chip_count_answers_as_the_whole_placement(
     floor = _c0_floor(plan, _split_chunks(plan))
     assert 0 < floor <= min(_tensor_on(plan, 2**40, count).chip_bytes[0] for count in range(1, 8))
     assert _tensor_need(plan, floor - 1, 1) is None  # c0 overflows at any count
+
+
+def test_where_time_goes_adds_the_stages_bounds_as_pairwise_sums_do() -> None:
+    """`_where_time_goes` sums the stages' `bound` amounts in one pass; that must be `a + b + ...` (a new
+    Amounts per stage) bit for bit, keys in the order they first appear, a -0.0 among them included."""
+    from targets.cost import Amounts, Cost, KernelReport
+    from targets.lpu.estimate import _where_time_goes
+
+    rng = random.Random(7)
+    names = ["compute", "mem:sram", "vector", "interconnect", "pipeline"]
+    bounds = [Amounts.of({rng.choice(names): rng.choice([-0.0, 0.0, 1e-9, 3.3e-7, rng.random() * 1e-5])})
+              for _ in range(300)] + [Amounts()]
+    kernels = [KernelReport(f"s{i}", "matmul", Cost(bound=b), 1, 0, "") for i, b in enumerate(bounds)]
+    pairwise = Amounts()
+    for bound in bounds:
+        pairwise = pairwise + bound
+    total = pairwise.total()
+    expected = ", ".join(f"{name} {seconds / total:.0%}" for name, seconds in
+                         sorted(pairwise.items, key=lambda item: -item[1]))
+    assert _where_time_goes(kernels) == ("where time goes (latency by the resource that bounds each stage): "
+                                         + expected)
+    assert Amounts.of(item for b in bounds for item in b.items) == pairwise  # the sums themselves, exactly
+    assert _where_time_goes(kernels[-1:]) == "where time goes: nothing ran"
