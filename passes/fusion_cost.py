@@ -99,6 +99,13 @@ def is_cheap(graph: Graph, node: int) -> bool:
     payload = graph.node(node)
     if not payload.type.format.is_dense:
         return False
-    if payload.op in ("constant", "iota") or ops.in_group(payload.op, ops.VIEW):
-        return True
-    return ops.in_group(payload.op, ops.ELEMENTWISE) and not ops.in_group(payload.op, ops.TRANSCENDENTAL)
+    cheap = _CHEAP_OPS.get(payload.op)
+    if cheap is None:
+        cheap = _CHEAP_OPS[payload.op] = payload.op in _GENERATED or ops.in_group(payload.op, ops.VIEW) or (
+            ops.in_group(payload.op, ops.ELEMENTWISE) and not ops.in_group(payload.op, ops.TRANSCENDENTAL))
+    return cheap
+
+
+# op name -> whether `is_cheap` accepts it (on dense tensors); asked of every node by every fusion pass,
+# and the op table is fixed once ir.ops is imported
+_CHEAP_OPS: dict[str, bool] = {}

@@ -65,12 +65,13 @@ class Fuser(Recompute):
                 earlier.setdefault(graph.node(node).group, []).append(node)
         for group_id, nodes in earlier.items():
             key = self._new_key(set(nodes))
-            try:
-                kind = classify_local(graph, set(nodes), self.returned).kind
+            try:  # only the kind is kept, so it is asked without ordering the members
+                kind = group_kind(graph, set(nodes), self.returned)
             except GroupError:
                 kind = None
             self.earlier[key] = (group_id, frozenset(nodes), kind)
         self.order = KernelOrder(self.graph, self.topological, self._block)
+        self.rules = fusion_rules()  # registered before a pass runs (a rule cannot register one)
         self.stat_nodes = self.stat_groups = self.stat_recomputed = self.stat_shared = 0
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -195,7 +196,7 @@ class Fuser(Recompute):
             group_id, _, kind = self.earlier[other]
             raise Refused("group-kind", f"{self._label(outside)} is in group {group_id}, a {kind} kernel formed "
                                          f"by an earlier pass", permanent=True)
-        for rule in fusion_rules():
+        for rule in self.rules:
             reason = rule.check(self.graph, producer, consumer)
             if reason:
                 raise Refused("user-rule", f"rule '{rule.name}' ({rule.origin}): {reason}", permanent=True)
@@ -204,7 +205,7 @@ class Fuser(Recompute):
             self._check(self.graph, union)
         except Refused as shared:
             users = self._outside_users(producer, union) if outside == producer else []
-            if users or (outside == producer and self.graph.is_output(producer)):
+            if users or (outside == producer and producer in self.returned):
                 self._recompute(producer, consumer, key, shared, users)
                 return
             raise
@@ -264,10 +265,9 @@ class Fuser(Recompute):
                                               f"over the limit of {format_bytes(self.limit)}")
 
     def _check_reductions(self, graph: Graph, union: set[int]) -> None:
-        reductions = [n for n in union if n in self.reductions]
-        if not reductions:
+        if self.reductions.isdisjoint(union):
             return
-        reductions.sort(key=self._order)
+        reductions = sorted(self.reductions.intersection(union), key=self._order)
         first = reductions[0]
         domain = graph.node(operands_of(graph, first)[0]).type
         axes = graph.node(first).attr("axes")
@@ -326,14 +326,14 @@ class Fuser(Recompute):
                 except GroupError as error:
                     raise AssertionError(f"fusion formed an invalid group {group_id} {sorted(kept[key])}: "
                                          f"{error}") from None
-        succ = successors_of(graph)
-        for key, nodes in kept.items():
-            if not (key in self.earlier and frozenset(nodes) == self.earlier[key][1]):
-                # values stored for other kernels that the group also uses itself
-                self.stat_shared += sum(1 for n in nodes if (n in self.returned or not nodes.issuperset(succ[n]))
-                                        and not nodes.isdisjoint(succ[n]))
-        self.stat_recomputed = sum(1 for n in self.clone_of if n in graph)
-        if self.ctx.record:
+        if self.ctx.record:  # statistics and the log are all that read what follows
+            succ = successors_of(graph)
+            for key, nodes in kept.items():
+                if not (key in self.earlier and frozenset(nodes) == self.earlier[key][1]):
+                    # values stored for other kernels that the group also uses itself
+                    self.stat_shared += sum(1 for n in nodes if (n in self.returned or not nodes.issuperset(succ[n]))
+                                            and not nodes.isdisjoint(succ[n]))
+            self.stat_recomputed = sum(1 for n in self.clone_of if n in graph)
             self._log(final)
         return graph
 

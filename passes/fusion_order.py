@@ -52,10 +52,15 @@ class KernelOrder:
         """Kahn's algorithm over kernels, taking the kernel whose first node comes first in `order`."""
         rank = {node: i for i, node in enumerate(order)}
         leader: dict[int, int] = {}  # node -> the first node of its kernel in `order`
+        grouped = False
         for node in order:
             if node not in leader:
-                for member in self.block(node):
+                members = self.block(node)
+                grouped = grouped or len(members) > 1
+                for member in members:
                     leader[member] = node
+        if not grouped:  # every kernel one node: Kahn's algorithm taking the first in `order` gives `order`
+            return rank
         succ = successors_of(self.graph)
         waiting = dict.fromkeys(set(leader.values()), 0)  # kernel -> edges (node to node) still to place
         for source, users in succ.items():

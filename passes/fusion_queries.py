@@ -85,12 +85,15 @@ def remove_unused(graph: Graph) -> int:
     outputs together; returns how many. (`Graph.remove_dead` searches once per output.)"""
     live = set(graph.outputs) | set(graph.params)
     frontier = list(live)
+    pred = predecessors_of(graph)
     while frontier:
-        for source in graph.nx.predecessors(frontier.pop()):
+        for source in pred[frontier.pop()]:
             if source not in live:
                 live.add(source)
                 frontier.append(source)
-    dead = [n for n in graph.nx.nodes if n not in live]
+    if len(live) == len(pred):  # the usual case: nothing to remove, and no list of all nodes to build
+        return 0
+    dead = [n for n in pred if n not in live]
     graph.nx.remove_nodes_from(dead)
     return len(dead)
 

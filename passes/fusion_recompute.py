@@ -132,8 +132,7 @@ class Recompute:
         # Which values qualify does not change while copies are placed (copies are new nodes, and no
         # node of the graph as it is now is removed), so they are picked first and only they are sorted.
         candidates = [node for node in self.graph.nx._node if node not in self.clone_of and
-                      not self.graph.is_output(node) and self.graph.node(node).op != "param" and
-                      is_cheap(self.graph, node)]
+                      node not in self.returned and node not in self.params and is_cheap(self.graph, node)]
         for node in sorted(candidates, key=self._order):
             home = self.group_of.get(node)
             homes = {self.group_of.get(u) for u in successors_of(self.graph)[node]}  # the users' kernels
@@ -153,8 +152,13 @@ class Recompute:
                         self._adopt(node, key, *placed)
                         self._decide_copied(node, key, placed[0])
                 continue
-            plans = [(key, self._plan_copy(node, key)) for key in targets]
-            if any(plan is None for _, plan in plans):
+            plans = []
+            for key in targets:  # all of them or none: the first group that cannot take a copy decides
+                plan = self._plan_copy(node, key)
+                if plan is None:
+                    break
+                plans.append((key, plan))
+            if len(plans) < len(targets):
                 continue
             for key, plan in plans:
                 self._adopt(node, key, plan)
