@@ -84,7 +84,9 @@ class IRGen:
         # made; Graph.add still checks the attributes and operands every time, and an operation whose
         # inference failed is never remembered, so its error is raised again.
         self._inferred: dict[tuple, TensorType] = {}
-        # AST class -> this generator's method `_eval_<class name>`, looked up once per class (by `eval`).
+        # AST class -> the function `_eval_<class name>` of this generator's class, looked up once per AST
+        # class (by `eval`). Functions, not bound methods: those would hold the generator in a reference
+        # cycle, which keeps it and its graph alive until the cyclic collector runs.
         self._evaluators: dict[type, Any] = {}
 
     # -- diagnostics ----------------------------------------------------------------------------
@@ -132,6 +134,9 @@ class IRGen:
     def _check_defines_used(self) -> None:
         """A definition must name a const or a dimension the file uses: `-D b=64` for `B` is a typo."""
         consts = {const.name for const in self.module.consts}
+        if consts.issuperset(self.defines):  # the usual case: nothing to look for in the functions
+            self.fail_if_errors()
+            return
         known = consts | _names_in(self.module.consts) | {name for func in self.module.funcs.values()
                                                           for name in _free_names(func)}
         for name in self.defines:
@@ -179,7 +184,9 @@ class IRGen:
         self.fail_if_errors()
         for value in results:
             self.graph.outputs.append(value.node)
-        self.graph.remove_dead()  # values the source computes but never uses (`y = exp(x)` unused)
+        if self.graph.has_dead_values():  # values the source computes but never uses (`y = exp(x)` unused)
+            self.graph.remove_dead()
+        self.graph.sort_predecessors()  # in the order of a copy: the graph passes then need not copy it first
         return self.graph
 
     def _apply_function_decorators(self, func: ast.FuncDef) -> None:
@@ -531,10 +538,10 @@ class IRGen:
     # -- expressions ---------------------------------------------------------------------------
 
     def eval(self, expr: ast.Expr, frame: _Frame) -> Value:
-        method = self._evaluators.get(type(expr))
-        if method is None:
-            method = self._evaluators[type(expr)] = getattr(self, "_eval_" + type(expr).__name__)
-        return method(expr, frame)
+        function = self._evaluators.get(type(expr))
+        if function is None:
+            function = self._evaluators[type(expr)] = getattr(type(self), "_eval_" + type(expr).__name__)
+        return function(self, expr, frame)
 
     def _eval_Number(self, expr: ast.Number, frame: _Frame) -> Value:
         return expr.value
@@ -596,7 +603,7 @@ class IRGen:
 
     def _eval_Call(self, expr: ast.Call, frame: _Frame) -> Value:
         args = [self.eval(a, frame) for a in expr.args]
-        keywords = {k.name: self.eval(k.value, frame) for k in expr.keywords}
+        keywords = {k.name: self.eval(k.value, frame) for k in expr.keywords} if expr.keywords else {}
         for value in args:
             if value is POISON:
                 raise PoisonError()
@@ -640,8 +647,10 @@ class IRGen:
             node = self.graph.add(op, [t.node for t in operands], attrs, type=type, loc=loc)
         except ops.OpError as error:
             raise self.error(str(error), loc) from None
+        if type is not None:  # the node holds the type it was given
+            return Tensor(node, type)
         result = self.graph.node(node).type
-        if key is not None and type is None:
+        if key is not None:
             self._inferred[key] = result
         return Tensor(node, result)
 

@@ -158,25 +158,34 @@ def index(gen: IRGen, value: Value, subscripts: list[Any], loc: Loc) -> Value:
 
 def _index_tensor(gen: IRGen, tensor: Tensor, subscripts: list[Any], loc: Loc) -> Tensor:
     """numpy basic indexing: ints drop an axis, slices keep it, None adds one, ... fills the rest."""
-    if sum(s is Ellipsis for s in subscripts) > 1:
+    ellipses = consumed = 0
+    for subscript in subscripts:
+        if subscript is Ellipsis:
+            ellipses += 1
+        elif subscript is not None:
+            consumed += 1
+    if ellipses > 1:
         raise gen.error("only one '...' is allowed in an index", loc)
-    consumed = sum(1 for s in subscripts if s is not None and s is not Ellipsis)
-    if consumed > tensor.type.rank:
-        raise gen.error(f"too many indices ({consumed}) for a tensor of rank {tensor.type.rank}", loc)
+    shape = tensor.shape
+    rank = len(shape)
+    if consumed > rank:
+        raise gen.error(f"too many indices ({consumed}) for a tensor of rank {rank}", loc)
     expanded: list[Any] = []
     for subscript in subscripts:
         if subscript is Ellipsis:
-            expanded.extend([slice(None)] * (tensor.type.rank - consumed))
+            expanded.extend([slice(None)] * (rank - consumed))
         else:
             expanded.append(subscript)
-    expanded.extend([slice(None)] * (tensor.type.rank - sum(1 for s in expanded if s is not None)))
+    if not ellipses:  # the axes after the last subscript are taken whole (with '...' there are none)
+        expanded.extend([slice(None)] * (rank - consumed))
     starts, stops, steps, out_shape = [], [], [], []
+    whole = True  # every axis taken whole, in order: no slice needed
     axis = 0
     for subscript in expanded:
         if subscript is None:
             out_shape.append(1)
             continue
-        size = tensor.shape[axis]
+        size = shape[axis]
         if is_int(subscript):
             position = subscript + size if subscript < 0 else subscript
             if not 0 <= position < size:
@@ -184,6 +193,7 @@ def _index_tensor(gen: IRGen, tensor: Tensor, subscripts: list[Any], loc: Loc) -
             starts.append(position)
             stops.append(position + 1)
             steps.append(1)
+            whole = whole and position == 0 and size == 1
         elif isinstance(subscript, slice):
             if subscript.step is not None and subscript.step <= 0:
                 raise gen.error("slices with a zero or negative step are not supported", loc)
@@ -193,12 +203,13 @@ def _index_tensor(gen: IRGen, tensor: Tensor, subscripts: list[Any], loc: Loc) -
             stops.append(stop)
             steps.append(step)
             out_shape.append(len(range(start, stop, step)))
+            whole = whole and start == 0 and stop == size and step == 1
         else:
             raise gen.error(f"an index must be an int, a slice a:b:c, None or '...', got {describe(subscript)}",
                             loc)
         axis += 1
     result = tensor
-    if any((a, b, c) != (0, d, 1) for a, b, c, d in zip(starts, stops, steps, tensor.shape)):
+    if not whole:
         result = gen.emit("slice", [result], {"starts": tuple(starts), "stops": tuple(stops),
                                               "steps": tuple(steps)}, loc)
     if tuple(out_shape) != result.shape:

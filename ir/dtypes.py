@@ -22,6 +22,11 @@ class DType(enum.Enum):
     I64 = "i64"
     BOOL = "bool"
 
+    # Members are singletons that compare by identity (an Enum defines no __eq__), so the identity hash
+    # agrees with equality. Enum's own __hash__ hashes the name in Python code, on every dict and set
+    # lookup of a dtype or of a type that holds one.
+    __hash__ = object.__hash__
+
     def __str__(self) -> str:
         return self.value
 
@@ -47,7 +52,7 @@ class DType(enum.Enum):
     @property
     def itemsize(self) -> int:
         """Bytes per element in Niche's own storage (bf16 is 2 bytes on every target)."""
-        return max(1, self.bits // 8)
+        return _ITEMSIZE[self]  # asked for every value whose bytes are counted: looked up, not computed
 
     @property
     def numpy(self) -> np.dtype:
@@ -63,6 +68,7 @@ _BITS = {
     DType.F32: 32, DType.F64: 64, DType.F16: 16, DType.BF16: 16,
     DType.I8: 8, DType.I32: 32, DType.I64: 64, DType.BOOL: 1,
 }
+_ITEMSIZE = {dtype: max(1, bits // 8) for dtype, bits in _BITS.items()}
 _NUMPY = {
     DType.F32: np.float32, DType.F64: np.float64, DType.F16: np.float16, DType.BF16: np.float32,
     DType.I8: np.int8, DType.I32: np.int32, DType.I64: np.int64, DType.BOOL: np.bool_,

@@ -71,22 +71,26 @@ def _copy_multidigraph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
     faster; the pass manager and every pass copy the graph)."""
     other = nx.MultiDiGraph()
     other.graph.update(graph.graph)
-    successors, predecessors = other._succ, other._pred
-    for node_id, data in graph._node.items():
-        other._node[node_id] = data.copy()
-        successors[node_id] = {}
-        predecessors[node_id] = {}
+    nodes = graph._node
+    successors = {node_id: {} for node_id in nodes}
+    predecessors = {node_id: {} for node_id in nodes}
     for source, users in graph._succ.items():
         out = successors[source]
         for user, keys in users.items():
-            copied = {key: data.copy() for key, data in keys.items()}
-            out[user] = copied
-            predecessors[user][source] = copied
+            if len(keys) == 1:  # most edges: no comprehension (a function call) for one key
+                for key, data in keys.items():
+                    copied = {key: data.copy()}
+            else:
+                copied = {key: data.copy() for key, data in keys.items()}
+            out[user] = predecessors[user][source] = copied
+    other._node = {node_id: data.copy() for node_id, data in nodes.items()}
+    other._succ = successors  # networkx's descriptors: `_adj` is set too, cached views are reset
+    other._pred = predecessors
     return other
 
 
 def freeze_attrs(attrs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    return tuple(sorted(attrs.items()))
+    return tuple(sorted(attrs.items())) if attrs else ()
 
 
 class Graph:
@@ -112,15 +116,20 @@ class Graph:
         """
         operands = list(operands)
         attrs = ops.check_attrs(op, attrs or {})
-        arity = ops.op_def(op).arity
+        arity = ops.OPS[op].arity  # check_attrs has raised for an unknown op
         if (arity is not None and len(operands) != arity) or (arity is None and not operands):
             raise ops.OpError(f"{op} takes {arity if arity is not None else 'at least one'} operand(s), "
                               f"got {len(operands)}")
+        present = self.nx._node
         for operand in operands:
-            if operand not in self.nx:
+            try:
+                known = operand in present  # networkx's node dict, as `operand in self.nx` reads it
+            except TypeError:  # unhashable: no node, as networkx answers too
+                known = False
+            if not known:
                 raise ops.OpError(f"{op}: operand %{operand} is not in the graph")
         if type is None:
-            type = ops.infer_type(op, [self.node(o).type for o in operands], attrs, checked=True)
+            type = ops.infer_type(op, [present[o]["node"].type for o in operands], attrs, checked=True)
         node_id = self._insert(Node(op, type, freeze_attrs(attrs), group, loc), operands)
         if op == "param":
             self.params.append(node_id)
@@ -142,17 +151,34 @@ class Graph:
                             operands)
 
     def _insert(self, payload: Node, operands: list[int]) -> int:
-        """A new node holding `payload`, reading `operands` in order (both checked by the caller)."""
-        node_id = self._new_id()
-        self.nx.add_node(node_id, node=payload)
+        """A new node holding `payload`, reading `operands` in order (both checked by the caller).
+
+        Writes networkx's dicts as `add_node(node_id, node=payload)` and then `add_edge(operand,
+        node_id, key=index)` for each operand would (the same dicts, in the same order), without their
+        per-call checks and views: graphs are built one node at a time, thousands of nodes per program.
+        """
+        graph = self.nx
+        node_id = next(self._ids)
+        if node_id in graph._node:  # taken by a node added to `nx` directly: find a free one
+            node_id = self._new_id()
+        successors = graph._succ
+        successors[node_id] = {}
+        predecessors = graph._pred[node_id] = {}
+        graph._node[node_id] = {"node": payload}
         for index, operand in enumerate(operands):
-            self.nx.add_edge(operand, node_id, key=index)
+            users = successors[operand]
+            keys = users.get(node_id)
+            if keys is None:  # the first edge from this operand: one key dict shared by both sides
+                keys = users[node_id] = predecessors[operand] = {}
+            keys[index] = {}
+        nx._clear_cache(graph)
         return node_id
 
     def _new_id(self) -> int:
+        present = self.nx._node
         while True:
             node_id = next(self._ids)
-            if node_id not in self.nx:
+            if node_id not in present:
                 return node_id
 
     def add_param(self, name: str, type: TensorType, weight: bool = False, loc: Loc | None = None) -> int:
@@ -177,6 +203,22 @@ class Graph:
         if len(predecessors) == 1:  # one source (x * x reads x twice): no order to find
             for source, keys in predecessors.items():
                 return [source] * len(keys)
+        if len(predecessors) == 2:  # most operations: two sources, one operand index each
+            (first, first_keys), (second, second_keys) = predecessors.items()
+            if len(first_keys) == 1 == len(second_keys):
+                first_index, second_index = min(first_keys), min(second_keys)
+                if first_index < second_index:
+                    return [first, second]
+                if second_index < first_index:
+                    return [second, first]
+        by_index: dict[int, int] = {}
+        count = 0
+        for source, keys in predecessors.items():
+            for key in keys:
+                by_index[key] = source
+            count += len(keys)
+        if len(by_index) == count:  # no operand index used twice (always, in a valid graph)
+            return [by_index[key] for key in sorted(by_index)]
         pairs = sorted((key, source) for source, keys in predecessors.items() for key in keys)
         return [source for _, source in pairs]
 
@@ -192,7 +234,10 @@ class Graph:
         return node_id in self.outputs
 
     def __contains__(self, node_id: int) -> bool:
-        return node_id in self.nx
+        try:  # networkx's `node_id in self.nx`, on its node dict without that method call
+            return node_id in self.nx._node
+        except TypeError:  # unhashable: not a node
+            return False
 
     def __len__(self) -> int:
         return self.nx.number_of_nodes()
@@ -206,18 +251,19 @@ class Graph:
         """The order of `networkx.lexicographical_topological_sort` (smallest ready id first), computed
         on networkx's adjacency dicts directly: the same list, several times faster on large graphs."""
         successors = self.nx._succ
-        indegree = {n: sum(len(keys) for keys in sources.values()) for n, sources in self.nx._pred.items()}
-        ready = [n for n, degree in indegree.items() if degree == 0]
+        # A node is ready once all its distinct operands are placed: count sources, not edges.
+        waiting = {n: len(sources) for n, sources in self.nx._pred.items()}
+        ready = [n for n, count in waiting.items() if count == 0]
         heapq.heapify(ready)
         order: list[int] = []
         while ready:
             node_id = heapq.heappop(ready)
             order.append(node_id)
-            for user, keys in successors[node_id].items():
-                indegree[user] -= len(keys)
-                if indegree[user] == 0:
+            for user in successors[node_id]:
+                waiting[user] -= 1
+                if waiting[user] == 0:
                     heapq.heappush(ready, user)
-        if len(order) != len(indegree):
+        if len(order) != len(waiting):
             raise nx.NetworkXUnfeasible("Graph contains a cycle or graph changed during iteration")
         return order
 
@@ -267,21 +313,56 @@ class Graph:
             self.params.remove(node_id)
         self.nx.remove_node(node_id)
 
+    def has_dead_values(self) -> bool:
+        """Whether `remove_dead` would remove anything. It would exactly when some operation other than
+        a parameter has no uses and is no output: following the uses of a dead value always ends at such
+        an operation (the users of a dead value are dead; parameters use nothing), and such an
+        operation is dead. One look at each node instead of a search through the whole graph."""
+        outputs, params = set(self.outputs), set(self.params)
+        return any(not users and node not in outputs and node not in params
+                   for node, users in self.nx._succ.items())
+
     def remove_dead(self) -> int:
         """Remove operations whose values reach no output (parameters stay); returns how many."""
-        params = set(self.params)
-        live = set(params)
+        live = set(self.params)  # parameters read nothing, so the search need not enter them
         stack = list(self.outputs)
         predecessors = self.nx._pred  # networkx's adjacency dict, read without a view per node
         while stack:  # one backward search from all outputs at once
             node = stack.pop()
-            if node in live and node not in params:
+            if node in live:
                 continue
             live.add(node)
-            stack.extend(p for p in predecessors[node] if p not in live)
+            stack.extend(predecessors[node])
         dead = [n for n in self.nx._node if n not in live]
         self.nx.remove_nodes_from(dead)
         return len(dead)
+
+    def sort_predecessors(self) -> None:
+        """Put every node's predecessors in node order, the order `copy()` lists them in, so that this
+        graph's networkx dicts are in the order its copy's are (see `in_copy_order`). Changes no node,
+        edge, operand or user: building a graph lists a node's predecessors in operand order instead."""
+        position = {node_id: i for i, node_id in enumerate(self.nx._node)}
+        for sources in self.nx._pred.values():
+            if len(sources) > 1:
+                order = sorted(sources, key=position.__getitem__)
+                if order != list(sources):
+                    items = [(source, sources[source]) for source in order]
+                    sources.clear()  # in place: networkx's views may hold this dict
+                    sources.update(items)
+
+    def in_copy_order(self) -> bool:
+        """Whether `copy()` would give networkx dicts in this graph's order: the nodes and each node's
+        users (and operand indices) keep their order in a copy, and each node's predecessors are listed
+        in node order. A pass given this graph then sees what it would see given a copy."""
+        position = {node_id: i for i, node_id in enumerate(self.nx._node)}
+        for sources in self.nx._pred.values():
+            if len(sources) > 1:
+                previous = -1
+                for source in sources:
+                    if position[source] < previous:
+                        return False
+                    previous = position[source]
+        return True
 
     def copy(self) -> Graph:
         other = Graph(self.name)

@@ -46,6 +46,16 @@ class OpDef:
         """Every attribute the op knows, required or optional (an OpDef never changes)."""
         return frozenset(self.attrs) | frozenset(self.optional_attrs)
 
+    @functools.cached_property
+    def attr_checks(self) -> tuple[tuple[str, str, Callable[[Any], bool]], ...]:
+        """(name, kind, the kind's check) of each required attribute, for `check_attrs`."""
+        return tuple((key, kind, _ATTR_CHECKS[kind]) for key, kind in self.attrs.items())
+
+    @functools.cached_property
+    def optional_types(self) -> tuple[tuple[str, type], ...]:
+        """(name, the type of its default) of each optional attribute, for `check_attrs`."""
+        return tuple((key, type(default)) for key, default in self.optional_attrs.items())
+
 
 # Groups passes ask about.
 SOURCE = "source"  # no operands: parameters, constants, iotas
@@ -365,16 +375,15 @@ _ATTR_CHECKS: dict[str, Callable[[Any], bool]] = {
 def check_attrs(name: str, attrs: dict[str, Any]) -> dict[str, Any]:
     """Validate `attrs` for op `name`; returns them completed with defaults."""
     op = op_def(name)
-    complete = dict(op.optional_attrs)
-    complete.update(attrs)
-    for key, kind in op.attrs.items():
+    complete = {**op.optional_attrs, **attrs}
+    for key, kind, check in op.attr_checks:
         if key not in complete:
             raise OpError(f"{name} needs attribute '{key}'")
-        if not _ATTR_CHECKS[kind](complete[key]):
+        if not check(complete[key]):
             raise OpError(f"{name}: attribute '{key}' must be {kind}, got {complete[key]!r}")
-    for key, default in op.optional_attrs.items():
-        if type(complete[key]) is not type(default):
-            raise OpError(f"{name}: attribute '{key}' must be {type(default).__name__}, got {complete[key]!r}")
+    for key, kind in op.optional_types:
+        if type(complete[key]) is not kind:
+            raise OpError(f"{name}: attribute '{key}' must be {kind.__name__}, got {complete[key]!r}")
     # Every known attribute is in `complete` by now, so it has another one exactly when it is larger.
     if len(complete) != len(op.attr_names):
         unknown = set(complete) - set(op.attrs) - set(op.optional_attrs)

@@ -55,6 +55,11 @@ class TensorType:
     dtype: DType
     format: Format = DENSE
 
+    def __hash__(self) -> int:
+        # Equal types have equal formats, so the format's kind is enough here; hashing the Format itself
+        # would be one more call in Python code, and types are hashed wherever nodes are compared.
+        return hash((self.shape, self.dtype, self.format.kind))
+
     @property
     def rank(self) -> int:
         return len(self.shape)

@@ -31,7 +31,7 @@ def _operation_key(graph: Graph, node_id: int, node: Node) -> tuple:
     operands = graph.operands(node_id)
     if len(operands) == 2 and ops.in_group(node.op, ops.COMMUTATIVE):
         operands = sorted(operands)
-    attrs = tuple((name, _attr_key(value)) for name, value in node.attrs) if node.attrs else ()
+    attrs = tuple([(name, _attr_key(value)) for name, value in node.attrs]) if node.attrs else ()
     return (node.op, attrs, node.group, tuple(operands))
 
 
@@ -52,7 +52,11 @@ def _has_duplicates(graph: Graph) -> bool:
         node = data["node"]
         if node.op == "param":
             continue
-        same = by_operation.setdefault(_operation_key(graph, node_id, node), [])
+        key = _operation_key(graph, node_id, node)
+        same = by_operation.get(key)
+        if same is None:  # the usual case: an operation seen for the first time
+            by_operation[key] = [node_id]
+            continue
         if any(graph.node(other).type == node.type for other in same):
             return True
         same.append(node_id)

@@ -3,10 +3,8 @@
 Legal because operations have no side effects: a value no output depends on cannot change a result.
 Parameters stay even when unused, since they are the program's signature.
 
-A graph without dead values is returned as it is, not copied. It has one exactly when some operation
-other than a parameter has no uses and is no output: following the uses of a dead value always ends
-at such an operation (the users of a dead value are dead; parameters use nothing), and such an
-operation is dead.
+A graph without dead values (`Graph.has_dead_values`, one look at each node) is returned as it is,
+not copied.
 """
 
 from __future__ import annotations
@@ -32,5 +30,4 @@ class DeadCodeElimination(Pass):
 
 def has_dead_values(graph: Graph) -> bool:
     """Whether `Graph.remove_dead` would remove anything (see the module docstring)."""
-    outputs, params = set(graph.outputs), set(graph.params)
-    return any(not users and node not in outputs and node not in params for node, users in graph.nx._succ.items())
+    return graph.has_dead_values()

@@ -3,7 +3,9 @@
 `run_graph_pipeline(graph, options)` loads the plugins (`--load-pass` files, then installed entry
 points), picks the pipeline (`--passes`, else the default of the -O level, with `sparsify` after `dce`
 at -O2 and -O3 when weights are bound to data: docs/sparsity.md), switches on the
-instruments the options ask for and runs the passes on a copy of `graph`.
+instruments the options ask for and runs the passes on `graph`: on a copy without its dead values when
+it has some or its networkx dicts are not in a copy's order, else on `graph` itself, which the passes
+then see exactly as they would see a copy (the frontend's graphs are such graphs: `IRGen.build`).
 
 The fusion working-set limit is, in order: `CompileOptions.fusion_working_set_limit`, else the
 target's `fusion_working_set_limit` attribute (bytes) when it declares one, else no limit; a fusion
@@ -76,12 +78,16 @@ def working_set_limit(options: CompileOptions) -> int | None:
 
 
 def run_graph_pipeline(graph: Graph, options: CompileOptions) -> Graph:
-    """`graph` after the graph passes that `options` select (the input is not changed)."""
+    """`graph` after the graph passes that `options` select (the input is not changed; it is what is
+    returned when no pass changes anything)."""
     manager = graph_passes(options)
     if not manager.passes:
         return graph
-    graph = graph.copy()
-    graph.remove_dead()  # the IR's invariant: every value reaches an output; the frontend may leave unused ones
+    if graph.has_dead_values() or not graph.in_copy_order():
+        graph = graph.copy()
+        graph.remove_dead()  # the IR's invariant: every value reaches an output; a graph may come with unused ones
+    # Otherwise the passes run on `graph` itself: they never change their input, and it is in the order
+    # of its copy, so they see what they would see given a copy (the frontend's graphs are both).
     if manager.verify_each:
         _verify_input(graph)
     ctx = PassContext(options, working_set_limit=working_set_limit(options), explain=options.explain_fusion,

@@ -212,7 +212,9 @@ def _compile(pattern: Pattern) -> Callable[[Graph, int, dict[str, int]], dict[st
     generators. When every operand pattern matches in at most one way (`_single`), the first match
     is found by matching the operands in order, then, for a commutative op, in the other order: as
     `_match` does, and with nothing to backtrack into. Otherwise `_match` itself is asked.
-    The checks run in `_match`'s order; a leading `ungrouped` is read from the payload at hand."""
+    The checks run in `_match`'s order; a leading `ungrouped` is read from the payload at hand. An
+    order of the operands in which some operand has an op its pattern does not name is skipped before
+    any operand is matched: its matcher would fail there whatever came before (predicates only read)."""
     if pattern.operands is not None and not all(operand._single for operand in pattern.operands):
         def first_by_search(graph: Graph, node: int, captures: dict[str, int]) -> dict[str, int] | None:
             return next(_match(pattern, graph, node, captures), None)
@@ -221,6 +223,10 @@ def _compile(pattern: Pattern) -> Callable[[Graph, int, dict[str, int]], dict[st
     need_ungrouped = pattern.where[:1] == (ungrouped,)
     where = pattern.where[1:] if need_ungrouped else pattern.where
     operands = None if pattern.operands is None else tuple(operand._first for operand in pattern.operands)
+    # The op names each operand pattern requires (None: any), which its matcher checks first.
+    required = None if pattern.operands is None else tuple(operand.ops for operand in pattern.operands)
+    if required is not None and all(names is None for names in required):
+        required = None
     if names is None and group is None and not pattern.where and operands is None:
         def first_of_any(graph: Graph, node: int, captures: dict[str, int]) -> dict[str, int] | None:
             if name is None:  # any value: only a capture to check, no payload to read
@@ -249,11 +255,23 @@ def _compile(pattern: Pattern) -> Callable[[Graph, int, dict[str, int]], dict[st
         found = graph.operands(node)
         if len(found) != len(operands):
             return None
-        result = _first_all(operands, found, graph, captures)
+        result = None
+        if required is None or _may_match(required, found, graph):
+            result = _first_all(operands, found, graph, captures)
         if result is None and len(found) == 2 and found[0] != found[1] and ops.in_group(payload.op, ops.COMMUTATIVE):
-            result = _first_all(operands, found[::-1], graph, captures)
+            swapped = found[::-1]
+            if required is None or _may_match(required, swapped, graph):
+                result = _first_all(operands, swapped, graph, captures)
         return result
     return first
+
+
+def _may_match(required: tuple[frozenset[str] | None, ...], nodes: list[int], graph: Graph) -> bool:
+    """Whether each of `nodes` has an op its operand pattern allows (None: any op)."""
+    for names, node in zip(required, nodes):
+        if names is not None and graph.node(node).op not in names:
+            return False
+    return True
 
 
 def _first_all(matchers: tuple[Callable[[Graph, int, dict[str, int]], dict[str, int] | None], ...],
@@ -486,7 +504,13 @@ def apply_rules(graph: Graph, rules: RuleSet | Iterable[Rule], *, ctx: Any = Non
 def _rewrite_node(graph: Graph, rules: RuleSet, node: int, ctx: Any) -> tuple[str, list[int]] | None:
     """Apply the first rule that matches at `node`: its name and the nodes whose operands or payload
     changed (the consumers now reading the replacement, the regrouped nodes), or None when none applied."""
-    for rule, found in _matching_rules(graph, rules, node):
+    for rule in rules.for_op(graph.node(node).op):  # `_matching_rules`, without a generator per node
+        captures = rule.pattern._first(graph, node, {})
+        if captures is None:
+            continue
+        found = Match(graph, node, captures)
+        if rule.guard is not None and not rule.guard(found):
+            continue
         rewriter = Rewriter(graph, rule, node, ctx)
         replacement = rule.apply(rewriter, found)
         if replacement is not None and replacement != node:
