@@ -372,8 +372,13 @@ class Graph:
         other.dims = dict(self.dims)
         other.weight_data = dict(self.weight_data)
         other.attributes = dict(self.attributes)
-        other._ids = itertools.count(max(self.nx.nodes, default=-1) + 1)
+        other.restart_ids()
         return other
+
+    def restart_ids(self) -> None:
+        """New nodes get ids from one past the largest id in the graph, as in a copy of it (ids of nodes
+        removed before are free again; no id in the graph is ever handed out twice)."""
+        self._ids = itertools.count(max(self.nx._node, default=-1) + 1)
 
     # -- groups --------------------------------------------------------------------------------
 

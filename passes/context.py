@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Iterable, TextIO
 
 from ir.graph import Graph
 
@@ -81,6 +81,11 @@ class PassContext:
         # the statistics that cost a walk over the graph (the traffic fusion removed). On by default, for
         # tests and tools that read them; the driver turns it off when neither flag asks for them.
         self.record = record
+        # Whether the pass being run may change the graph it is given instead of working on a copy. The
+        # pass manager sets it for a graph that an earlier Niche pass of this run made (or that the caller
+        # handed over), and only when nothing looks at the passes' inputs: no instrument, no verifying.
+        # Passes that honour it skip copying the whole graph.
+        self.owns_input = False
         self._next_group = 0
 
     def report(self, text: str, **counters: int | float) -> PassStats:
@@ -94,8 +99,11 @@ class PassContext:
 
     def new_group_id(self, graph: Graph) -> int:
         """A group id used by no node of `graph` and by no group handed out before in this run."""
-        used = [data["node"].group for _, data in graph.nx.nodes(data=True) if data["node"].group is not None]
-        self._next_group = max([self._next_group] + [g + 1 for g in used])
+        return self.group_id_after(data["node"].group for data in graph.nx._node.values())
+
+    def group_id_after(self, used: Iterable[int | None]) -> int:
+        """A group id that is none of `used` (None: no group) and no id handed out before in this run."""
+        self._next_group = max([self._next_group] + [g + 1 for g in used if g is not None])
         group = self._next_group
         self._next_group += 1
         return group

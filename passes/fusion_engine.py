@@ -9,7 +9,7 @@ kernels as they merge, which bounds the legality searches of `passes.fusion_quer
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from ir import ops
 from ir.graph import Graph
@@ -24,7 +24,6 @@ from passes.fusion_recompute import Recompute
 from passes.registry import fusion_rules
 
 _FINAL = (-1, -1, -1)  # a refusal that growing the group cannot change
-_NO_NODES = Graph("no-nodes")
 _LISTED = 10  # at most this many nodes are named in a list in a message
 
 
@@ -34,7 +33,11 @@ class Fuser(Recompute):
     def __init__(self, graph: Graph, ctx: PassContext, policy: FusionPolicy, options: FusionOptions,
                  pass_name: str) -> None:
         self.source = graph
-        self.graph = graph.copy()
+        # In place when the manager hands the graph over, except when recording: the log's labels and the
+        # traffic statistics read the graph as it was given.
+        self.graph = graph if ctx.owns_input and not ctx.record else graph.copy()
+        if self.graph is graph:
+            graph.restart_ids()  # the copies it places get the ids they would get in a copy of the graph
         self.ctx = ctx
         self.policy = policy
         self.options = options
@@ -304,7 +307,7 @@ class Fuser(Recompute):
         for key, nodes in kept.items():
             if key in self.earlier and frozenset(nodes) == self.earlier[key][1]:
                 final[key] = self.earlier[key][0]
-        fresh_ids = self._fresh_group_ids()
+        fresh_ids = self._fresh_group_ids(group_id for group_id, _, _ in self.earlier.values())
         for key in sorted(kept, key=lambda k: min(self._order(n) for n in kept[k])):
             if key in final:
                 continue
@@ -337,12 +340,13 @@ class Fuser(Recompute):
             self._log(final)
         return graph
 
-    def _fresh_group_ids(self) -> Iterator[int]:
-        """Group ids from the context: the first call looks at the ids the graph uses; later calls
-        need not look again (the context never hands out an id twice), so they pass an empty graph."""
-        yield self.ctx.new_group_id(self.source)
+    def _fresh_group_ids(self, used: Iterable[int]) -> Iterator[int]:
+        """Group ids from the context: the first is none of `used`, the ids of the groups the graph was
+        given with (as asked of the graph before the pass changed it in place); later ones need not look
+        again (the context never hands out an id twice)."""
+        yield self.ctx.group_id_after(used)
         while True:
-            yield self.ctx.new_group_id(_NO_NODES)
+            yield self.ctx.group_id_after(())
 
     def _log(self, final: dict[int, int]) -> None:
         for (producer, consumer) in sorted(self.decisions, key=lambda pc: (self._order(pc[1]), self._order(pc[0]))):

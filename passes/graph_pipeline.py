@@ -83,7 +83,8 @@ def run_graph_pipeline(graph: Graph, options: CompileOptions) -> Graph:
     manager = graph_passes(options)
     if not manager.passes:
         return graph
-    if graph.has_dead_values() or not graph.in_copy_order():
+    copied = graph.has_dead_values() or not graph.in_copy_order()
+    if copied:
         graph = graph.copy()
         graph.remove_dead()  # the IR's invariant: every value reaches an output; a graph may come with unused ones
     # Otherwise the passes run on `graph` itself: they never change their input, and it is in the order
@@ -92,7 +93,7 @@ def run_graph_pipeline(graph: Graph, options: CompileOptions) -> Graph:
         _verify_input(graph)
     ctx = PassContext(options, working_set_limit=working_set_limit(options), explain=options.explain_fusion,
                       record=options.explain_fusion or options.pass_stats)
-    return manager.run(graph, ctx)
+    return manager.run(graph, ctx, owned=copied)
 
 
 def _verify_input(graph: Graph) -> None:

@@ -52,13 +52,28 @@ class PassManager:
         self.plugin_files = plugin_files
         self.target = target
 
-    def run(self, graph: Graph, ctx: PassContext) -> Graph:
-        """The graph after every pass; `graph` itself is left unchanged."""
+    def run(self, graph: Graph, ctx: PassContext, owned: bool = False) -> Graph:
+        """The graph after every pass; `graph` itself is left unchanged unless `owned` (the caller hands
+        it over: a copy it made for the passes).
+
+        A graph that one of Niche's passes returned, new, is referenced by nothing but this loop, so the
+        next of Niche's passes may change it in place (`PassContext.owns_input`) instead of copying it,
+        unless something looks at the passes' inputs: verifying (which checks that a pass leaves its input
+        alone) or an instrument. A plugin's result is never handed on that way: it may keep a reference."""
         current = graph
         ctx.verify_each = self.verify_each
-        with collector_paused():  # see passes.collector: collections would rescan the graphs again and again
-            for pass_ in self.passes:
-                current = self._run_one(pass_, current, ctx)
+        donate = not self.verify_each and not self.instruments
+        try:
+            with collector_paused():  # see passes.collector: collections would rescan the graphs again and again
+                for pass_ in self.passes:
+                    builtin = info_of(pass_).builtin
+                    ctx.owns_input = donate and owned and builtin
+                    result = self._run_one(pass_, current, ctx)
+                    if result is not current:
+                        owned = builtin
+                    current = result
+        finally:
+            ctx.owns_input = False
         ctx.current_pass = None
         for instrument in self.instruments:
             instrument.after_pipeline(current, ctx)
@@ -125,7 +140,10 @@ class PassManager:
         reproducer = write_reproducer(before, str(spec_of(pass_)), pass_.name, self.reproducer_dir, plugins,
                                       self.target)
         notes = reproducer.notes()
-        if stale:
+        if ctx.owns_input:
+            notes = notes + ("the pass was given its input to change in place: the reproducer holds that input "
+                             "as the pass left it; rerun with --verify-each for the input as it was given",)
+        elif stale:
             notes = notes + ("the pass changed its input before failing: the reproducer holds that input as the "
                              "pass left it, not as it was given",)
         if info.builtin and not isinstance(cause, NicheError):
