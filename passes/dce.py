@@ -21,13 +21,8 @@ class DeadCodeElimination(Pass):
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
         removed = 0
-        if has_dead_values(graph):
+        if graph.has_dead_values():
             graph = graph.copy()
             removed = graph.remove_dead()
         ctx.report(f"{plural(removed, 'dead node')} removed", removed=removed)
         return graph
-
-
-def has_dead_values(graph: Graph) -> bool:
-    """Whether `Graph.remove_dead` would remove anything (see the module docstring)."""
-    return graph.has_dead_values()

@@ -124,7 +124,8 @@ def _sparse_matmul_part(graph: Graph, node: int) -> bool:
 
 def run_fusion(graph: Graph, ctx: PassContext, policy: FusionPolicy, options: FusionOptions,
                pass_name: str) -> Graph:
-    """Apply the policy to a copy of `graph`; logs decisions and reports statistics to `ctx`."""
+    """Apply the policy to a copy of `graph` (to `graph` itself when `ctx.owns_input`); logs decisions and
+    reports statistics to `ctx`."""
     from passes.fusion_engine import Fuser
     with collector_paused():
         fuser = Fuser(graph, ctx, policy, options, pass_name)

@@ -28,7 +28,8 @@ _LISTED = 10  # at most this many nodes are named in a list in a message
 
 
 class Fuser(Recompute):
-    """One run of a fusion pass over a copy of the graph (see passes.fusion_common)."""
+    """One run of a fusion pass over a copy of the graph, or over the graph itself when the pass manager
+    hands it over (`PassContext.owns_input`; see passes.fusion_common)."""
 
     def __init__(self, graph: Graph, ctx: PassContext, policy: FusionPolicy, options: FusionOptions,
                  pass_name: str) -> None:

@@ -81,9 +81,10 @@ class PassManager:
 
     def _run_one(self, pass_: Pass, graph: Graph, ctx: PassContext) -> Graph:
         info = info_of(pass_)
-        # The input as given, for the reproducer. Niche's own passes never mutate their input (checked
-        # below whenever verifying), so theirs is the input itself; a plugin's is copied first, in case
-        # it does. Should one of ours mutate it anyway, the failure says the reproducer is the input as left.
+        # The input as given, for the reproducer. Niche's own passes never mutate their input unless it
+        # is handed over (`ctx.owns_input`; checked below whenever verifying), so theirs is the input
+        # itself; a plugin's is copied first, in case it does. When ours changed it, the failure says the
+        # reproducer is the input as left.
         before = graph if info.builtin else graph.copy()
         checked = self.verify_each or not info.builtin
         snapshot = fingerprint(graph) if checked else None

@@ -504,12 +504,9 @@ def apply_rules(graph: Graph, rules: RuleSet | Iterable[Rule], *, ctx: Any = Non
 def _rewrite_node(graph: Graph, rules: RuleSet, node: int, ctx: Any) -> tuple[str, list[int]] | None:
     """Apply the first rule that matches at `node`: its name and the nodes whose operands or payload
     changed (the consumers now reading the replacement, the regrouped nodes), or None when none applied."""
-    for rule in rules.for_op(graph.node(node).op):  # `_matching_rules`, without a generator per node
-        captures = rule.pattern._first(graph, node, {})
-        if captures is None:
-            continue
-        found = Match(graph, node, captures)
-        if rule.guard is not None and not rule.guard(found):
+    for rule in rules.for_op(graph.node(node).op):  # as `_matching_rules`, without a generator per node
+        found = _match_rule(graph, rule, node)
+        if found is None:
             continue
         rewriter = Rewriter(graph, rule, node, ctx)
         replacement = rule.apply(rewriter, found)
@@ -525,12 +522,18 @@ def _rewrite_node(graph: Graph, rules: RuleSet, node: int, ctx: Any) -> tuple[st
 def _matching_rules(graph: Graph, rules: RuleSet, node: int) -> Iterator[tuple[Rule, Match]]:
     """The rules whose pattern matches at `node` and whose guard accepts the match, in order."""
     for rule in rules.for_op(graph.node(node).op):
-        captures = rule.pattern._first(graph, node, {})
-        if captures is None:
-            continue
-        found = Match(graph, node, captures)
-        if rule.guard is None or rule.guard(found):
+        found = _match_rule(graph, rule, node)
+        if found is not None:
             yield rule, found
+
+
+def _match_rule(graph: Graph, rule: Rule, node: int) -> Match | None:
+    """`rule`'s match at `node` when its pattern matches there and its guard accepts it, else None."""
+    captures = rule.pattern._first(graph, node, {})
+    if captures is None:
+        return None
+    found = Match(graph, node, captures)
+    return found if rule.guard is None or rule.guard(found) else None
 
 
 def _unsettle(graph: Graph, changed: list[int], depth: int, settled: set[int]) -> None:
